@@ -1,0 +1,118 @@
+"""The one database resolver, used by every command, the tests and the reference platform.
+
+Order: an explicit URL (``--database-url``), else ``DATABASE_URL``, else the embedded
+default under the state directory (started on demand, reused by later commands).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import asyncpg
+
+from .dburl import DatabaseTarget, check_remote_allowed, parse_database_url
+from .embedded import EmbeddedPostgres
+from .errors import DatabaseUnreachable, InputError
+from .statedir import default_state_dir
+
+__all__ = ["ResolvedDatabase", "connect", "describe_target", "resolve_database"]
+
+Source = Literal["option", "env", "embedded"]
+
+
+@dataclass(frozen=True)
+class ResolvedDatabase:
+    """Where the toolkit will connect, and why there."""
+
+    target: DatabaseTarget
+    source: Source
+
+    @property
+    def url(self) -> str:
+        """The full URL, password included: pass to drivers, never print (use ``masked``)."""
+        return self.target.asyncpg_url
+
+    @property
+    def masked(self) -> str:
+        return self.target.masked
+
+
+def resolve_database(
+    explicit: str | None = None,
+    *,
+    state_dir: Path | None = None,
+    env: dict[str, str] | None = None,
+    start_embedded: bool = True,
+    allow_remote: bool = False,
+    check_remote: bool = True,
+) -> ResolvedDatabase:
+    """Resolve the target database; start the embedded server when it is the answer.
+
+    The remote guard runs here, before any connection is attempted.
+    """
+    environ = env if env is not None else dict(os.environ)
+    if explicit:
+        resolved = ResolvedDatabase(parse_database_url(explicit), "option")
+    elif environ.get("DATABASE_URL"):
+        resolved = ResolvedDatabase(parse_database_url(environ["DATABASE_URL"]), "env")
+    else:
+        sd = Path(state_dir) if state_dir is not None else default_state_dir(environ)
+        embedded = EmbeddedPostgres(sd)
+        url = embedded.start() if start_embedded else embedded.url_if_running()
+        if url is None:
+            raise DatabaseUnreachable(
+                f"No database given (--database-url or DATABASE_URL) and the embedded server under {sd} "
+                "is not running; start it with 'provision db start'."
+            )
+        resolved = ResolvedDatabase(parse_database_url(url), "embedded")
+    if check_remote:
+        check_remote_allowed(resolved.target, allow_remote=allow_remote)
+    return resolved
+
+
+def describe_target(target: DatabaseTarget) -> str:
+    return f"database {target.database!r} on {target.host_label}"
+
+
+async def connect(target: DatabaseTarget | ResolvedDatabase, *, timeout: float = 10.0, **kwargs: object) -> asyncpg.Connection:
+    """Open one asyncpg connection, turning every failure into one ``DatabaseUnreachable`` sentence."""
+    t = target.target if isinstance(target, ResolvedDatabase) else target
+    where = describe_target(t)
+    try:
+        return await asyncpg.connect(t.asyncpg_url, timeout=timeout, **kwargs)  # type: ignore[arg-type]
+    except asyncpg.InvalidPasswordError:
+        raise DatabaseUnreachable(
+            f"PostgreSQL refused the password for user {t.user!r} on {where}.",
+            host=t.hosts[0][0], port=t.hosts[0][1], database=t.database,
+        ) from None
+    except asyncpg.InvalidAuthorizationSpecificationError as exc:
+        raise DatabaseUnreachable(
+            f"PostgreSQL refused the login for user {t.user!r} on {where} ({_first_line(exc)}).",
+            host=t.hosts[0][0], port=t.hosts[0][1], database=t.database,
+        ) from None
+    except asyncpg.InvalidCatalogNameError:
+        raise DatabaseUnreachable(
+            f"The {where} does not exist.", host=t.hosts[0][0], port=t.hosts[0][1], database=t.database
+        ) from None
+    except (OSError, asyncio.TimeoutError, socket.gaierror, ConnectionError) as exc:
+        raise DatabaseUnreachable(
+            f"Cannot reach PostgreSQL at {t.host_label} for {t.database!r} ({_first_line(exc) or type(exc).__name__}).",
+            host=t.hosts[0][0], port=t.hosts[0][1], database=t.database,
+        ) from None
+    except asyncpg.PostgresError as exc:
+        raise DatabaseUnreachable(
+            f"PostgreSQL at {t.host_label} refused the connection to {t.database!r} ({_first_line(exc)}).",
+            host=t.hosts[0][0], port=t.hosts[0][1], database=t.database,
+        ) from None
+    except ValueError as exc:
+        raise InputError(f"The database URL {t.masked!r} is not usable ({_first_line(exc)}).") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""

@@ -1,0 +1,135 @@
+"""The toolkit's exceptions: one root, a few subclasses that carry data and an exit code.
+
+Library code raises these; only the CLI turns them into one line on stderr and an
+exit code (see ``cli.py``).  Messages are single sentences meant for a platform
+engineer, and must never contain a password (pass URLs through ``dburl.mask_url``).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConcurrentOperation",
+    "CredentialsError",
+    "DatabaseUnreachable",
+    "InputError",
+    "Interrupted",
+    "ProvisionError",
+    "ProvisioningFailed",
+    "RemoteTargetRefused",
+    "RunNotFound",
+    "SchemaMismatch",
+    "StateDirUnsafe",
+    "TeardownIncomplete",
+]
+
+
+class ProvisionError(Exception):
+    """Root of every error the toolkit reports; ``exit_code`` is what the CLI exits with."""
+
+    exit_code: int = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InputError(ProvisionError):
+    """Bad user input: unknown scale, bad count, malformed TOML or URL, bad option value."""
+
+    exit_code = 2
+
+
+class RemoteTargetRefused(ProvisionError):
+    """The database target is not on a loopback address and remote targets were not allowed."""
+
+    exit_code = 4
+
+    def __init__(self, message: str, *, host: str) -> None:
+        super().__init__(message)
+        self.host = host
+
+
+class DatabaseUnreachable(ProvisionError):
+    """The database could not be reached or refused the login."""
+
+    exit_code = 5
+
+    def __init__(self, message: str, *, host: str = "", port: int | None = None, database: str = "") -> None:
+        super().__init__(message)
+        self.host = host
+        self.port = port
+        self.database = database
+
+
+class SchemaMismatch(ProvisionError):
+    """The live schema does not have what the toolkit needs (a table or a column)."""
+
+    exit_code = 6
+
+    def __init__(self, message: str, *, table: str | None = None, column: str | None = None) -> None:
+        super().__init__(message)
+        self.table = table
+        self.column = column
+
+
+class RunNotFound(ProvisionError):
+    """The ledger does not know the run asked for (or knows no run at all)."""
+
+    exit_code = 7
+
+    def __init__(self, message: str, *, run_id: str | None = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
+class ProvisioningFailed(ProvisionError):
+    """``up`` failed after the run was recorded; the run is marked ``failed`` and nothing is left behind."""
+
+    exit_code = 8
+
+    def __init__(self, message: str, *, run_id: str | None = None, table: str | None = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.table = table
+
+
+class TeardownIncomplete(ProvisionError):
+    """``down`` verified and found rows left in a table that references the run's tenants."""
+
+    exit_code = 9
+
+    def __init__(self, message: str, *, run_id: str | None = None, table: str | None = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.table = table
+
+
+class ConcurrentOperation(ProvisionError):
+    """Another process holds the lock for this run (or the ledger) and we will not wait."""
+
+    exit_code = 10
+
+    def __init__(self, message: str, *, run_id: str | None = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
+class StateDirUnsafe(ProvisionError):
+    """The state directory is a symlink, world-writable, or otherwise unsafe for credentials."""
+
+    exit_code = 11
+
+
+class CredentialsError(ProvisionError):
+    """A credentials pool is missing, empty, malformed, has duplicates or is too small."""
+
+    exit_code = 12
+
+
+class Interrupted(ProvisionError):
+    """The operation was interrupted (Ctrl-C); whatever was started has been undone."""
+
+    exit_code = 130
