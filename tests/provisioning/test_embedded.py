@@ -1,0 +1,57 @@
+"""The embedded default database: started on demand, reused, resolved to, stoppable."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import asyncpg
+import pytest
+from typer.testing import CliRunner
+
+from agentic_loadkit.provisioning import cli
+from agentic_loadkit.provisioning.database import resolve_database
+from agentic_loadkit.provisioning.embedded import EMBEDDED_DATABASE, EmbeddedPostgres
+from agentic_loadkit.provisioning.errors import DatabaseUnreachable
+
+cli._register_commands()
+
+
+def _query(url: str) -> str:
+    async def go() -> str:
+        conn = await asyncpg.connect(url)
+        try:
+            return str(await conn.fetchval("SELECT current_database()"))
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
+
+
+def test_embedded_lifecycle_and_resolver_fallback(tmp_path: Path) -> None:
+    state_dir = tmp_path / "st"
+    emb = EmbeddedPostgres(state_dir)
+    assert not emb.status().running
+    with pytest.raises(DatabaseUnreachable, match="not running"):
+        resolve_database(None, state_dir=state_dir, env={}, start_embedded=False)
+    try:
+        resolved = resolve_database(None, state_dir=state_dir, env={})
+        assert resolved.source == "embedded"
+        assert _query(resolved.url) == EMBEDDED_DATABASE
+        st = emb.status()
+        assert st.running and st.pid
+        # a second resolution reuses the running server
+        again = resolve_database(None, state_dir=state_dir, env={})
+        assert again.url == resolved.url and emb.status().pid == st.pid
+        # the CLI sees the same server
+        result = CliRunner().invoke(cli.app, ["--state-dir", str(state_dir), "db", "status"])
+        assert result.exit_code == 0 and "running" in result.output
+        # DATABASE_URL wins over the embedded default, an explicit URL over both
+        env = {"DATABASE_URL": "postgresql://x@127.0.0.1:1/envdb"}
+        assert resolve_database(None, state_dir=state_dir, env=env).target.database == "envdb"
+        assert resolve_database("postgresql://x@127.0.0.1:1/opt", state_dir=state_dir, env=env).source == "option"
+    finally:
+        assert emb.stop() is True
+    assert not emb.status().running
+    result = CliRunner().invoke(cli.app, ["--state-dir", str(state_dir), "db", "stop"])
+    assert result.exit_code == 0 and "not running" in result.output
