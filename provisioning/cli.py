@@ -64,8 +64,10 @@ def root(
                                  help="Print the toolkit's version and exit."),
     debug: bool = typer.Option(False, "--debug", envvar="PROVISION_DEBUG",
                                help="Show tracebacks instead of one-line errors."),
-    state_dir: Path | None = typer.Option(None, "--state-dir", envvar="PROVISION_STATE_DIR",
-                                          help="State directory (embedded database, credentials). Default: ./.provision"),
+    state_dir: Path | None = typer.Option(
+        None, "--state-dir", envvar="PROVISION_STATE_DIR",
+        help="State directory (embedded database, credentials). Default: ./.provision",
+    ),
 ) -> None:
     """Load-test data toolkit for the Agentic Platform."""
     _STATE.debug = debug
@@ -112,8 +114,10 @@ def guard(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 def _register_commands() -> None:
     # imported for their side effect of adding commands to ``app``
-    from . import cli_db  # noqa: F401
-    from . import cli_platform  # noqa: F401
+    from . import (
+        cli_db,  # noqa: F401
+        cli_platform,  # noqa: F401
+    )
 
     for optional in ("cli_up", "cli_down", "cli_demo"):
         try:

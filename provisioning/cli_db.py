@@ -29,8 +29,8 @@ def db_stop() -> None:
     """Stop the embedded server if it runs."""
     emb = _embedded()
     was = guard(emb.stop)
-    out_console.print(f"stopped the embedded server under {emb.pgdata}" if was else "the embedded server was not running",
-                      markup=False)
+    message = f"stopped the embedded server under {emb.pgdata}" if was else "the embedded server was not running"
+    out_console.print(message, markup=False)
 
 
 @db_app.command("status")

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from .cli import app, out_console, run_async, state
+from .cli import app, err_console, guard, out_console, run_async, state
 from .database import connect, resolve_database
 
-platform_app = typer.Typer(help="The reference Agentic Platform: create its schema, serve it.", no_args_is_help=True)
+platform_app = typer.Typer(
+    help="The reference Agentic Platform: create its schema, serve it.", no_args_is_help=True
+)
+_DATABASE_HELP = "Target database (default: DATABASE_URL, else embedded)."
 app.add_typer(platform_app, name="platform")
 
 
 @platform_app.command("init")
 def platform_init(
-    database_url: str | None = typer.Option(None, "--database-url", help="Target database (default: DATABASE_URL, else embedded)."),
+    database_url: str | None = typer.Option(None, "--database-url", help=_DATABASE_HELP),
     id_kind: str = typer.Option("uuid", "--id-kind", help="Primary-key type: uuid or integer."),
     allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow a non-loopback database."),
 ) -> None:
@@ -33,3 +36,40 @@ def platform_init(
 
     where = run_async(go())
     out_console.print(f"reference platform schema ready in {where}", markup=False)
+
+
+@platform_app.command("serve")
+def platform_serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8000, "--port", help="Port to listen on (0 picks a free one)."),
+    database_url: str | None = typer.Option(None, "--database-url", help=_DATABASE_HELP),
+    no_rate_limit: bool = typer.Option(
+        False, "--no-rate-limit", help="Turn the rate limiter off (RATE_LIMIT_ENABLED=false)."
+    ),
+    allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow a non-loopback database."),
+) -> None:
+    """Serve the reference platform in the foreground (uvicorn, no access log) until Ctrl-C.
+
+    Other settings come from the environment: RATE_LIMIT_PER_MINUTE, RATE_LIMIT_PER_HOUR,
+    JWT_SECRET, ACCESS_TOKEN_TTL_SECONDS, PLATFORM_BREAK_ISOLATION, PLATFORM_FAULTS.
+    """
+    from ..fixtures.platform.server import run_platform
+    from ..fixtures.platform.settings import PlatformSettings
+    from .errors import InputError
+    from .progress import ProgressEvent
+
+    def show(event: ProgressEvent) -> None:
+        out_console.print(event.message, markup=False)
+        err_console.print("press Ctrl-C to stop", markup=False)
+
+    def serve() -> None:
+        if not 0 <= port <= 65535:
+            raise InputError(f"--port {port} is outside 0-65535.")
+        db = resolve_database(database_url, state_dir=state().state_dir, allow_remote=allow_remote)
+        settings = PlatformSettings.from_env(database_url=db.url, allow_remote=allow_remote)
+        if no_rate_limit:
+            settings = settings.with_overrides(rate_limit_enabled=False)
+        run_platform(settings, host=host, port=port, progress=show)
+
+    guard(serve)
+    out_console.print("stopped", markup=False)

@@ -6,12 +6,11 @@ default under the state directory (started on demand, reused by later commands).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import asyncpg
 
@@ -79,12 +78,14 @@ def describe_target(target: DatabaseTarget) -> str:
     return f"database {target.database!r} on {target.host_label}"
 
 
-async def connect(target: DatabaseTarget | ResolvedDatabase, *, timeout: float = 10.0, **kwargs: object) -> asyncpg.Connection:
+async def connect(
+    target: DatabaseTarget | ResolvedDatabase, *, timeout: float = 10.0, **kwargs: Any
+) -> asyncpg.Connection:
     """Open one asyncpg connection, turning every failure into one ``DatabaseUnreachable`` sentence."""
     t = target.target if isinstance(target, ResolvedDatabase) else target
     where = describe_target(t)
     try:
-        return await asyncpg.connect(t.asyncpg_url, timeout=timeout, **kwargs)  # type: ignore[arg-type]
+        return await asyncpg.connect(t.asyncpg_url, timeout=timeout, **kwargs)
     except asyncpg.InvalidPasswordError:
         raise DatabaseUnreachable(
             f"PostgreSQL refused the password for user {t.user!r} on {where}.",
@@ -99,7 +100,7 @@ async def connect(target: DatabaseTarget | ResolvedDatabase, *, timeout: float =
         raise DatabaseUnreachable(
             f"The {where} does not exist.", host=t.hosts[0][0], port=t.hosts[0][1], database=t.database
         ) from None
-    except (OSError, asyncio.TimeoutError, socket.gaierror, ConnectionError) as exc:
+    except (TimeoutError, OSError, socket.gaierror, ConnectionError) as exc:
         raise DatabaseUnreachable(
             f"Cannot reach PostgreSQL at {t.host_label} for {t.database!r} ({_first_line(exc) or type(exc).__name__}).",
             host=t.hosts[0][0], port=t.hosts[0][1], database=t.database,

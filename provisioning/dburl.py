@@ -52,13 +52,11 @@ class DatabaseTarget:
     @property
     def asyncpg_url(self) -> str:
         """The URL as asyncpg wants it (plain ``postgresql://`` scheme)."""
-        scheme, rest = self.url.split("://", 1)
-        return "postgresql://" + rest
+        return "postgresql://" + self.url.split("://", 1)[1]
 
     @property
     def sqlalchemy_url(self) -> str:
-        scheme, rest = self.url.split("://", 1)
-        return "postgresql+asyncpg://" + rest
+        return "postgresql+asyncpg://" + self.url.split("://", 1)[1]
 
     def with_database(self, database: str) -> DatabaseTarget:
         """The same server, another database (used by tests and the embedded default)."""
@@ -70,11 +68,14 @@ class DatabaseTarget:
 def parse_database_url(url: str) -> DatabaseTarget:
     """Parse a libpq-style URL; raise ``InputError`` (with the password masked) when malformed."""
     if not isinstance(url, str) or "://" not in url:
-        raise InputError(f"The database URL {mask_url(str(url))!r} is malformed: expected postgresql://user@host:port/database.")
+        raise InputError(
+            f"The database URL {mask_url(str(url))!r} is malformed: expected postgresql://user@host:port/database."
+        )
     scheme = url.split("://", 1)[0].lower()
     if scheme not in _SCHEMES:
         raise InputError(
-            f"The database URL {mask_url(url)!r} has scheme {scheme!r}; only PostgreSQL URLs (postgresql://) are supported."
+            f"The database URL {mask_url(url)!r} has scheme {scheme!r}; "
+            "only PostgreSQL URLs (postgresql://) are supported."
         )
     try:
         parts = urlsplit(url)

@@ -13,6 +13,8 @@ __all__ = [
     "DatabaseUnreachable",
     "InputError",
     "Interrupted",
+    "LoadTestFailed",
+    "PlatformStartFailed",
     "ProvisionError",
     "ProvisioningFailed",
     "RemoteTargetRefused",
@@ -127,6 +129,23 @@ class CredentialsError(ProvisionError):
     """A credentials pool is missing, empty, malformed, has duplicates or is too small."""
 
     exit_code = 12
+
+
+class PlatformStartFailed(ProvisionError):
+    """The reference platform (fixtures/platform) could not be started or did not become ready."""
+
+    exit_code = 13
+
+
+class LoadTestFailed(ProvisionError):
+    """A load test (``provision demo``'s Locust run) could not run or was not judged: Locust ended
+    with a code other than the gate's 0 (pass) or 3 (breach), or did not end in time."""
+
+    exit_code = 14
+
+    def __init__(self, message: str, *, locust_exit_code: int | None = None) -> None:
+        super().__init__(message)
+        self.locust_exit_code = locust_exit_code
 
 
 class Interrupted(ProvisionError):

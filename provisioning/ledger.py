@@ -41,6 +41,7 @@ __all__ = [
     "create_run",
     "ensure_ledger",
     "find_run",
+    "forget_removed_runs",
     "forget_run",
     "latest_run",
     "ledger_exists",
@@ -237,6 +238,16 @@ async def run_tenant_ids(conn: asyncpg.Connection, run_id: str, schema: str = DE
 async def forget_run(conn: asyncpg.Connection, run_id: str, schema: str = DEFAULT_LEDGER_SCHEMA) -> None:
     """Delete a run's history (only for runs already ``removed``; callers check)."""
     await conn.execute(f"DELETE FROM {_q(schema)}.runs WHERE run_id = $1", run_id)
+
+
+async def forget_removed_runs(conn: asyncpg.Connection, schema: str = DEFAULT_LEDGER_SCHEMA) -> list[str]:
+    """Delete the history of every ``removed`` run (``runs --prune``); returns their ids."""
+    if not await ledger_exists(conn, schema):
+        return []
+    rows = await conn.fetch(
+        f"DELETE FROM {_q(schema)}.runs WHERE status = 'removed' RETURNING run_id"
+    )
+    return sorted(r["run_id"] for r in rows)
 
 
 async def acquire_run_lock(conn: asyncpg.Connection, run_id: str, *, wait: bool = False) -> None:

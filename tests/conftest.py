@@ -16,7 +16,6 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-
 from agentic_loadkit.provisioning.dburl import DatabaseTarget, parse_database_url
 from agentic_loadkit.provisioning.embedded import EmbeddedPostgres
 

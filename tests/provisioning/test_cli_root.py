@@ -7,10 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
 from agentic_loadkit.provisioning import cli
 from agentic_loadkit.provisioning._version import __version__
+from typer.testing import CliRunner
 
 cli._register_commands()
 runner = CliRunner()

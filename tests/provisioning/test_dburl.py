@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from agentic_loadkit.provisioning.dburl import (
     check_remote_allowed,
     is_loopback_host,

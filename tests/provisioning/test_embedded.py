@@ -7,12 +7,11 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from typer.testing import CliRunner
-
 from agentic_loadkit.provisioning import cli
 from agentic_loadkit.provisioning.database import resolve_database
 from agentic_loadkit.provisioning.embedded import EMBEDDED_DATABASE, EmbeddedPostgres
 from agentic_loadkit.provisioning.errors import DatabaseUnreachable
+from typer.testing import CliRunner
 
 cli._register_commands()
 

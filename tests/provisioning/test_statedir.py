@@ -7,7 +7,6 @@ import stat
 from pathlib import Path
 
 import pytest
-
 from agentic_loadkit.provisioning.errors import StateDirUnsafe
 from agentic_loadkit.provisioning.statedir import ensure_private_dir, ensure_state_dir, write_private_file
 

@@ -1,0 +1,516 @@
+"""``provision down``: remove everything a run made, and everything made inside its tenants.
+
+What is removed is decided by the ledger only (the run's tenant ids in ``run_tenants``)
+and the live foreign-key graph (``fkgraph``): every row that reaches one of those tenants
+through declared foreign keys or the tenant column.  Nothing is ever chosen by name.
+
+Order of work for one run, each step safe to interrupt:
+
+1. take the run's advisory lock (a live ``up`` or another ``down`` of it → refuse);
+2. check, reading only: rows of the run that other tenants' rows reference (cross-tenant
+   references) stop the teardown before anything is written;
+3. mark the run ``tearing_down`` (committed);
+4. delete children before parents, table by table, one transaction per batch of tenants,
+   whatever the platform's ``ON DELETE`` rules (triggers and constraints stay on);
+5. verify that no table still holds a row of the run's tenants (else ``TeardownIncomplete``);
+6. mark the run ``removed`` (history kept; ``forget`` deletes it) and delete its credentials.
+
+A ``down`` that dies between 3 and 6 leaves the run ``tearing_down``; the next ``down``
+starts again at 1 and finds only what is left.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from .credentials import remove_run_dir
+from .database import connect, resolve_database
+from .errors import InputError, RunNotFound, TeardownIncomplete
+from .fkgraph import ForeignKeyGraph, GraphTable, reflect_graph
+from .fkgraph import Path as FkPath
+from .ledger import (
+    DEFAULT_LEDGER_SCHEMA,
+    RunRecord,
+    acquire_run_lock,
+    find_run,
+    forget_removed_runs,
+    forget_run,
+    latest_run,
+    ledger_exists,
+    list_runs,
+    release_run_lock,
+    run_is_live,
+    run_tenant_ids,
+    set_status,
+)
+from .progress import ProgressCallback, ProgressEvent, null_progress
+from .schema_map import SchemaMap, parse_schema_map
+from .statedir import default_state_dir
+from .teardown_sql import check_sql, delete_sql, nullify_sql, path_label, residue_sql
+
+__all__ = [
+    "APPLICATION_NAME",
+    "DownPlan",
+    "DownResult",
+    "DownSettings",
+    "RunPlan",
+    "RunTeardown",
+    "TablePlan",
+    "forget_history",
+    "plan_down",
+    "provision_down",
+]
+
+APPLICATION_NAME = "provision-down"
+_RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+
+
+@dataclass(frozen=True)
+class DownSettings:
+    """What to tear down and where.  ``run_id=None`` and ``all_runs=False``: the newest run."""
+
+    run_id: str | None = None
+    all_runs: bool = False
+    database_url: str | None = None
+    state_dir: Path | None = None
+    allow_remote: bool = False
+    forget: bool = False
+    # None: the map the run was made with (stored in the ledger), else the contract's names
+    schema_map: SchemaMap | None = None
+    ledger_schema: str = DEFAULT_LEDGER_SCHEMA
+    batch_tenants: int = 25  # tenants per delete transaction
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    table: str
+    rows: int
+    paths: tuple[str, ...]
+    by_tenant_column: bool = False
+    conflicts: int = 0
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    run_id: str
+    status: str
+    live: bool
+    tenants: int
+    tables: tuple[TablePlan, ...] = ()
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return self.status == "removed"
+
+    @property
+    def total_rows(self) -> int:
+        return sum(t.rows for t in self.tables)
+
+
+@dataclass(frozen=True)
+class DownPlan:
+    target: str
+    runs: tuple[RunPlan, ...]
+    warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    tenant_column_tables: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        runs = [
+            {**asdict(r), "total_rows": r.total_rows, "nothing_to_do": r.nothing_to_do} for r in self.runs
+        ]
+        return {
+            "dry_run": True,
+            "target": self.target,
+            "runs": runs,
+            "tenant_column_tables": list(self.tenant_column_tables),
+            "warnings": list(self.warnings),
+            "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True)
+class RunTeardown:
+    run_id: str
+    previous_status: str
+    removed: bool  # False: the run was already removed, nothing to do
+    rows: dict[str, int] = field(default_factory=dict)  # table -> rows deleted, in delete order
+    seconds: float = 0.0
+    forgotten: bool = False
+    credentials_removed: bool = False
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.rows.values())
+
+
+@dataclass(frozen=True)
+class DownResult:
+    target: str
+    runs: tuple[RunTeardown, ...]
+    warnings: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return not any(r.removed for r in self.runs)
+
+    def to_dict(self) -> dict[str, Any]:
+        runs = [{**asdict(r), "seconds": round(r.seconds, 3), "total_rows": r.total_rows} for r in self.runs]
+        return {
+            "target": self.target,
+            "seconds": round(self.seconds, 3),
+            "nothing_to_do": self.nothing_to_do,
+            "runs": runs,
+            "warnings": list(self.warnings),
+        }
+
+
+# --- choosing runs and reflecting the graph ---------------------------------------------------------------
+
+
+async def _select_runs(conn: asyncpg.Connection, settings: DownSettings) -> list[RunRecord]:
+    schema = settings.ledger_schema
+    if settings.run_id is not None:
+        return [await find_run(conn, settings.run_id, schema)]
+    if not await ledger_exists(conn, schema):
+        raise RunNotFound("This database has no run ledger, so it has no run to remove.")
+    if settings.all_runs:
+        return list(reversed(await list_runs(conn, schema=schema)))  # oldest first
+    return [await latest_run(conn, schema=schema)]
+
+
+def _schema_map(settings: DownSettings, run: RunRecord) -> SchemaMap:
+    if settings.schema_map is not None:
+        return settings.schema_map
+    stored = run.settings.get("schema_map")
+    if isinstance(stored, dict):
+        return parse_schema_map(stored, source=f"stored with run {run.run_id}")
+    return SchemaMap()
+
+
+class _Graphs:
+    """One reflection per distinct (schema, tenants table, tenant column) within a command."""
+
+    def __init__(self, conn: asyncpg.Connection, settings: DownSettings, progress: ProgressCallback) -> None:
+        self.conn, self.settings, self.progress = conn, settings, progress
+        self.cache: dict[tuple[str, str, str], ForeignKeyGraph] = {}
+
+    async def get(self, run: RunRecord) -> ForeignKeyGraph:
+        m = _schema_map(self.settings, run)
+        key = (m.schema, m.table_name("tenants"), m.tenant_column)
+        if key not in self.cache:
+            self.progress(ProgressEvent("phase", name="reflect"))
+            self.cache[key] = await reflect_graph(
+                self.conn,
+                tenants_schema=key[0],
+                tenants_table=key[1],
+                tenant_column=key[2],
+                exclude_schemas=(self.settings.ledger_schema,),
+            )
+        return self.cache[key]
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(w for g in self.cache.values() for w in g.warnings))
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(n for g in self.cache.values() for n in g.notes))
+
+
+async def _connect(settings: DownSettings) -> tuple[asyncpg.Connection, str]:
+    db = resolve_database(
+        settings.database_url, state_dir=settings.state_dir, allow_remote=settings.allow_remote
+    )
+    conn = await connect(db, server_settings={"application_name": APPLICATION_NAME})
+    try:  # let the server notice a killed client even while a delete waits on a lock (PostgreSQL ≥ 14)
+        await conn.execute("SET client_connection_check_interval = '1s'")
+    except asyncpg.PostgresError:
+        pass
+    return conn, db.masked
+
+
+async def _close(conn: asyncpg.Connection) -> None:
+    try:
+        await conn.close(timeout=5)
+    except _DB_ERRORS:
+        conn.terminate()
+
+
+def _chunks(ids: Sequence[str], size: int) -> list[list[str]]:
+    size = max(1, size)
+    return [list(ids[i : i + size]) for i in range(0, len(ids), size)]
+
+
+# --- the plan (read only) ---------------------------------------------------------------------------------
+
+
+async def _path_counts(
+    conn: asyncpg.Connection,
+    graph: ForeignKeyGraph,
+    table: GraphTable,
+    ids: list[str],
+    indexes: Sequence[int],
+    *,
+    exact: bool = True,
+) -> dict[int, tuple[int, int]]:
+    out = {}
+    for j in indexes:
+        row = await conn.fetchrow(check_sql(graph, table, j, exact=exact), ids)
+        assert row is not None  # an aggregate always returns one row
+        out[j] = (int(row["rows"]), int(row["conflicts"]))
+    return out
+
+
+async def _plan_run(
+    conn: asyncpg.Connection, graphs: _Graphs, run: RunRecord, settings: DownSettings
+) -> RunPlan:
+    live = await run_is_live(conn, run.run_id)
+    ids = await run_tenant_ids(conn, run.run_id, settings.ledger_schema)
+    if run.status == "removed" or not ids:
+        return RunPlan(run.run_id, run.status, live, len(ids))
+    graph = await graphs.get(run)
+    tables = []
+    for t in graph.tables:
+        counts = await _path_counts(conn, graph, t, ids, range(len(t.paths)))
+        tables.append(
+            TablePlan(
+                table=t.table.display,
+                rows=sum(c[0] for c in counts.values()),
+                paths=tuple(path_label(p) for p in t.paths),
+                by_tenant_column=t.by_tenant_column,
+                conflicts=sum(c[1] for c in counts.values()),
+            )
+        )
+    return RunPlan(run.run_id, run.status, live, len(ids), tuple(tables))
+
+
+async def plan_down(settings: DownSettings) -> DownPlan:
+    """What ``provision_down`` would delete, per table, without writing anything."""
+    conn, target = await _connect(settings)
+    try:
+        graphs = _Graphs(conn, settings, null_progress)
+        runs = [await _plan_run(conn, graphs, run, settings) for run in await _select_runs(conn, settings)]
+        warnings = list(graphs.warnings)
+        for r in runs:
+            if r.live:
+                warnings.append(f"Another provision process is working on run {r.run_id} right now.")
+            warnings.extend(
+                _conflict_message(r.run_id, t.table, t.conflicts) for t in r.tables if t.conflicts
+            )
+        tct = sorted({t.display for g in graphs.cache.values() for t in g.tenant_column_tables})
+        return DownPlan(target, tuple(runs), tuple(warnings), graphs.notes, tuple(tct))
+    finally:
+        await _close(conn)
+
+
+def _conflict_message(run_id: str, table: str, count: int) -> str:
+    return (
+        f"Run {run_id} cannot be removed safely: {count} rows of table {table} belong to tenants "
+        "outside the run but reference the run's rows; remove or reassign them first."
+    )
+
+
+# --- the teardown ------------------------------------------------------------------------------------------
+
+
+async def _check(
+    conn: asyncpg.Connection, graph: ForeignKeyGraph, run_id: str, ids: list[str]
+) -> dict[GraphTable, list[FkPath]]:
+    """The paths each table must be deleted along; refuse cross-tenant references first."""
+    needed: dict[GraphTable, list[FkPath]] = {}
+    for t in graph.tables:
+        if not t.multi_path:
+            needed[t] = list(t.paths)
+            continue
+        counts = await _path_counts(conn, graph, t, ids, range(1, len(t.paths)), exact=False)
+        conflicts = max(c[1] for c in counts.values())
+        if conflicts:
+            raise TeardownIncomplete(
+                _conflict_message(run_id, t.table.display, conflicts) + " Nothing was deleted.",
+                run_id=run_id,
+                table=t.table.display,
+            )
+        paths = [t.paths[0]] + [p for j, p in enumerate(t.paths) if j and counts[j][0]]
+        for p in paths:
+            if any(e in graph.cycle_breaks for e in p):
+                raise TeardownIncomplete(
+                    f"Run {run_id} has rows in table {t.table.display} that only a foreign-key cycle ties "
+                    "to its tenants; teardown cannot order them. Nothing was deleted.",
+                    run_id=run_id,
+                    table=t.table.display,
+                )
+        # a row that points at another run row of its own table goes in the same pass, before that row
+        paths.sort(key=lambda p: 0 if p and p[0].is_self else 1)
+        needed[t] = paths
+    return needed
+
+
+def _failed(run_id: str, table: str, exc: BaseException) -> TeardownIncomplete:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return TeardownIncomplete(
+        f"Deleting run {run_id}'s rows from table {table} failed ({text}); the run stays 'tearing_down' "
+        f"and 'provision down {run_id}' resumes it.",
+        run_id=run_id,
+        table=table,
+    )
+
+
+async def _delete(
+    conn: asyncpg.Connection,
+    graph: ForeignKeyGraph,
+    needed: dict[GraphTable, list[FkPath]],
+    run_id: str,
+    chunks: list[list[str]],
+    progress: ProgressCallback,
+) -> dict[str, int]:
+    for edge in graph.cycle_breaks:
+        table = next(t for t in graph.tables if t.table == edge.child)
+        try:
+            for chunk in chunks:
+                async with conn.transaction():
+                    for p in needed[table]:
+                        await conn.execute(nullify_sql(graph, table, p, edge), chunk)
+        except _DB_ERRORS as exc:
+            raise _failed(run_id, table.table.display, exc) from exc
+    deleted: dict[str, int] = {}
+    for t in graph.tables:
+        name = t.table.display
+        progress(ProgressEvent("table_start", table=name, data={"run_id": run_id}))
+        statements = [
+            delete_sql(graph, t, p) for p in needed[t] if not any(e in graph.cycle_breaks for e in p)
+        ]
+        total = 0
+        try:
+            for chunk in chunks:
+                n = 0
+                async with conn.transaction():
+                    for sql in statements:
+                        status = await conn.execute(sql, chunk)
+                        n += int(status.rsplit(" ", 1)[-1])
+                total += n
+                progress(ProgressEvent("rows", table=name, count=n, data={"run_id": run_id}))
+        except _DB_ERRORS as exc:
+            raise _failed(run_id, name, exc) from exc
+        deleted[name] = total
+        progress(ProgressEvent("table_done", table=name, count=total, data={"run_id": run_id}))
+    return deleted
+
+
+async def _verify(conn: asyncpg.Connection, graph: ForeignKeyGraph, run_id: str, ids: list[str]) -> None:
+    for t in graph.tables:
+        for p in t.paths:
+            left = await conn.fetchval(residue_sql(graph, t, p), ids)
+            if left:
+                many = left if left < 1000 else "over 1000"
+                raise TeardownIncomplete(
+                    f"After deleting, table {t.table.display} still holds {many} rows of run {run_id}'s "
+                    f"tenants; the run stays 'tearing_down' and 'provision down {run_id}' tries again.",
+                    run_id=run_id,
+                    table=t.table.display,
+                )
+
+
+def _remove_credentials(state_dir: Path | None, run_id: str) -> bool:
+    """Delete ``<state_dir>/runs/<run_id>/`` (only for a plain run id: the ledger may be shared)."""
+    if not _RUN_ID.fullmatch(run_id):
+        return False
+    return remove_run_dir(state_dir if state_dir is not None else default_state_dir(), run_id)
+
+
+async def _down_run(
+    conn: asyncpg.Connection, graphs: _Graphs, run_id: str, settings: DownSettings, progress: ProgressCallback
+) -> RunTeardown:
+    started = time.monotonic()
+    schema = settings.ledger_schema
+    await acquire_run_lock(conn, run_id)
+    try:
+        run = await find_run(conn, run_id, schema)  # again, under the lock
+        removed_now = run.status != "removed"
+        deleted: dict[str, int] = {}
+        if removed_now:
+            progress(
+                ProgressEvent(
+                    "info",
+                    message=f"run {run_id} ({run.status}, {run.tenant_count} tenants)",
+                    data={"run_id": run_id},
+                )
+            )
+            ids = await run_tenant_ids(conn, run_id, schema)
+            if ids:
+                graph = await graphs.get(run)
+                progress(ProgressEvent("phase", name="check", data={"run_id": run_id}))
+                needed = await _check(conn, graph, run_id, ids)
+                await set_status(conn, run_id, "tearing_down", schema=schema)
+                progress(ProgressEvent("phase", name="delete", data={"run_id": run_id}))
+                chunks = _chunks(ids, settings.batch_tenants)
+                deleted = await _delete(conn, graph, needed, run_id, chunks, progress)
+                progress(ProgressEvent("phase", name="verify", data={"run_id": run_id}))
+                try:
+                    await _verify(conn, graph, run_id, ids)
+                except _DB_ERRORS as exc:
+                    raise _failed(run_id, "(verification)", exc) from exc
+            await set_status(conn, run_id, "removed", schema=schema)
+        creds = _remove_credentials(settings.state_dir, run_id)
+        if settings.forget:
+            await forget_run(conn, run_id, schema)
+        return RunTeardown(
+            run_id=run_id,
+            previous_status=run.status,
+            removed=removed_now,
+            rows=deleted,
+            seconds=time.monotonic() - started,
+            forgotten=settings.forget,
+            credentials_removed=creds,
+        )
+    finally:
+        if not conn.is_closed():
+            try:
+                await release_run_lock(conn, run_id)
+            except _DB_ERRORS:
+                pass
+
+
+async def provision_down(settings: DownSettings, progress: ProgressCallback = null_progress) -> DownResult:
+    """Tear down one run, the newest, or all; see the module docstring for the order of work."""
+    started = time.monotonic()
+    conn, target = await _connect(settings)
+    try:
+        graphs = _Graphs(conn, settings, progress)
+        runs = await _select_runs(conn, settings)
+        results = [await _down_run(conn, graphs, r.run_id, settings, progress) for r in runs]
+        for w in graphs.warnings:
+            progress(ProgressEvent("warning", message=w))
+        return DownResult(target, tuple(results), graphs.warnings, time.monotonic() - started)
+    finally:
+        await _close(conn)
+
+
+async def forget_history(settings: DownSettings) -> list[str]:
+    """Delete ledger history: run ``settings.run_id`` (it must be ``removed``), or with
+    ``all_runs`` every ``removed`` run.  Returns the ids forgotten."""
+    conn, _ = await _connect(settings)
+    try:
+        if settings.run_id is None:
+            if not settings.all_runs:
+                raise InputError("Name a run to forget, or pass --removed to forget every removed run.")
+            return await forget_removed_runs(conn, settings.ledger_schema)
+        run = await find_run(conn, settings.run_id, settings.ledger_schema)
+        if run.status != "removed":
+            raise InputError(
+                f"Run {run.run_id} is '{run.status}', not removed; "
+                f"remove it with 'provision down {run.run_id}' first."
+            )
+        await forget_run(conn, run.run_id, settings.ledger_schema)
+        return [run.run_id]
+    finally:
+        await _close(conn)

@@ -1,0 +1,242 @@
+"""The pass/fail gate: the guide's targets, judged on the whole run's figures.
+
+Targets (each overridable by an option):
+
+==================================  ===========  ==========================
+check                               default      option
+==================================  ===========  ==========================
+p95, all endpoints but logins       < 500 ms     ``--gate-p95-ms``
+p95 of each endpoint                < 500 ms     ``--gate-endpoint-p95-ms``
+error rate, all endpoints but login < 1 %        ``--gate-error-rate``
+throughput, all endpoints but login > 100 /s     ``--gate-min-rps``
+logins p95                          < 2000 ms    ``--gate-login-p95-ms``
+logins error rate                   < 1 %        ``--gate-login-error-rate``
+tenant isolation breaches           = 0          (only when probes ran)
+==================================  ===========  ==========================
+
+Logins get their own lines: a bcrypt login costs the platform ~240 ms of CPU, and a
+ramp-up's burst of logins says nothing about the API's latency.  The guide's 2 s alert
+threshold is the logins' default p95 target.
+
+The gate runs in a ``quitting`` listener on the master or local runner, after the
+workers' last reports are in (at ``test_stop`` a headless master still misses some).
+Exit codes: 0 all checks pass; 3 a check failed (a table says which); 12 the
+credentials pool failed the run; 2 the scenario code raised (the figures are not
+trusted).  Locust's own "exit 1 on any failed request" does not apply: an error rate of
+0.2 % passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from locust.stats import RequestStats, StatsEntry
+
+__all__ = [
+    "EXIT_BREACH",
+    "EXIT_PASS",
+    "ISOLATION_BREACH",
+    "ISOLATION_PREFIX",
+    "RATE_LIMITED",
+    "Check",
+    "EndpointFigures",
+    "GateTargets",
+    "RunFigures",
+    "collect_figures",
+    "evaluate",
+    "render_table",
+]
+
+EXIT_PASS = 0
+EXIT_BREACH = 3
+RATE_LIMITED = "429 rate limited by the platform"
+"""Start of the failure message of every 429 answer (counted and explained by the gate)."""
+ISOLATION_BREACH = "tenant isolation breached"
+"""Start of the failure message of an isolation probe that got another tenant's object."""
+ISOLATION_PREFIX = "[isolation] "
+"""Prefix of the statistics names of the isolation probe's requests."""
+
+
+@dataclass(frozen=True)
+class GateTargets:
+    p95_ms: float = 500.0
+    endpoint_p95_ms: float = 500.0
+    error_rate_pct: float = 1.0
+    min_rps: float = 100.0
+    login_p95_ms: float = 2000.0
+    login_error_rate_pct: float = 1.0
+
+
+@dataclass(frozen=True)
+class EndpointFigures:
+    """One statistics line's figures (times in ms, rates in requests/s)."""
+
+    method: str
+    name: str
+    requests: int
+    failures: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    avg_ms: float
+    rps: float
+
+    @property
+    def error_rate_pct(self) -> float:
+        return 100.0 * self.failures / self.requests if self.requests else 0.0
+
+    def as_dict(self) -> dict[str, float | int | str]:
+        return {
+            "method": self.method, "name": self.name, "requests": self.requests, "failures": self.failures,
+            "error_rate_pct": round(self.error_rate_pct, 4), "p50_ms": self.p50_ms, "p95_ms": self.p95_ms,
+            "p99_ms": self.p99_ms, "avg_ms": round(self.avg_ms, 2), "rps": round(self.rps, 3),
+        }
+
+
+@dataclass(frozen=True)
+class RunFigures:
+    endpoints: tuple[EndpointFigures, ...]
+    totals: EndpointFigures
+    logins: EndpointFigures | None
+    duration_s: float
+    rate_limited: int = 0
+    isolation_breaches: int = 0
+    isolation_requests: int = 0
+    errors: tuple[tuple[str, int], ...] = field(default=())
+    login_names: frozenset[str] = field(default=frozenset())
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the gate's table; ``passed`` is None for lines shown but not judged."""
+
+    name: str
+    target: str
+    measured: str
+    passed: bool | None
+    target_value: float | None = None
+    measured_value: float | None = None
+
+    @property
+    def verdict(self) -> str:
+        return {True: "pass", False: "BREACH", None: "-"}[self.passed]
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name, "target": self.target, "measured": self.measured, "verdict": self.verdict,
+            "target_value": self.target_value, "measured_value": self.measured_value,
+        }
+
+
+def _figures(entry: StatsEntry, duration_s: float, *, method: str | None = None, name: str | None = None) -> EndpointFigures:
+    has = entry.num_requests > 0
+    return EndpointFigures(
+        method=entry.method if method is None else method,
+        name=entry.name if name is None else name,
+        requests=entry.num_requests,
+        failures=entry.num_failures,
+        p50_ms=float(entry.get_response_time_percentile(0.5)) if has else 0.0,
+        p95_ms=float(entry.get_response_time_percentile(0.95)) if has else 0.0,
+        p99_ms=float(entry.get_response_time_percentile(0.99)) if has else 0.0,
+        avg_ms=entry.avg_response_time,
+        rps=entry.num_requests / duration_s if duration_s > 0 else 0.0,
+    )
+
+
+def _merge(entries: Iterable[StatsEntry]) -> StatsEntry:
+    scratch = RequestStats(use_response_times_cache=False)
+    merged = scratch.total
+    for entry in entries:
+        merged.extend(entry)
+    return merged
+
+
+def collect_figures(stats: RequestStats, login_names: Iterable[str]) -> RunFigures:
+    """The run's figures from Locust's (master's) statistics; logins apart from everything else."""
+    logins = frozenset(login_names)
+    start = stats.start_time
+    last = stats.last_request_timestamp
+    duration = float(last - start) if start and last and last > start else 0.0
+    entries = sorted(stats.entries.values(), key=lambda e: (e.name, e.method))
+    api = [e for e in entries if e.name not in logins]
+    login_entries = [e for e in entries if e.name in logins]
+    rate_limited = breaches = 0
+    errors: list[tuple[str, int]] = []
+    for err in stats.errors.values():
+        text = str(err.error)
+        if RATE_LIMITED in text:
+            rate_limited += err.occurrences
+        if ISOLATION_BREACH in text:
+            breaches += err.occurrences
+        errors.append((err.to_name(), err.occurrences))
+    return RunFigures(
+        endpoints=tuple(_figures(e, duration) for e in entries),
+        totals=_figures(_merge(api), duration, method="", name="all endpoints but logins"),
+        logins=_figures(_merge(login_entries), duration, method="POST", name="logins") if login_entries else None,
+        duration_s=duration,
+        rate_limited=rate_limited,
+        isolation_breaches=breaches,
+        isolation_requests=sum(e.num_requests for e in entries if e.name.startswith(ISOLATION_PREFIX)),
+        errors=tuple(sorted(errors, key=lambda x: -x[1])),
+        login_names=logins,
+    )
+
+
+def _ms(value: float) -> str:
+    return f"{value:.0f} ms"
+
+
+def evaluate(figures: RunFigures, targets: GateTargets) -> list[Check]:
+    """The gate's checks, in table order."""
+    checks: list[Check] = []
+    total = figures.totals
+    if total.requests == 0:
+        checks.append(Check("requests made (logins apart)", "> 0", "0", False, 1, 0))
+    else:
+        checks.append(Check("p95, all endpoints but logins", f"< {_ms(targets.p95_ms)}", _ms(total.p95_ms),
+                            total.p95_ms < targets.p95_ms, targets.p95_ms, total.p95_ms))
+    for ep in figures.endpoints:
+        if ep.requests == 0 or ep.name in figures.login_names:
+            continue
+        checks.append(Check(f"p95 {ep.method} {ep.name}", f"< {_ms(targets.endpoint_p95_ms)}", _ms(ep.p95_ms),
+                            ep.p95_ms < targets.endpoint_p95_ms, targets.endpoint_p95_ms, ep.p95_ms))
+    if total.requests:
+        rate = total.error_rate_pct
+        checks.append(Check("error rate, all endpoints but logins", f"< {targets.error_rate_pct:g} %",
+                            f"{rate:.2f} % ({total.failures}/{total.requests})", rate < targets.error_rate_pct,
+                            targets.error_rate_pct, rate))
+    rps = total.rps
+    checks.append(Check("throughput, all endpoints but logins", f"> {targets.min_rps:g} req/s", f"{rps:.1f} req/s",
+                        rps > targets.min_rps, targets.min_rps, rps))
+    if figures.logins is not None and figures.logins.requests:
+        lg = figures.logins
+        checks.append(Check("logins p95", f"< {_ms(targets.login_p95_ms)}", _ms(lg.p95_ms),
+                            lg.p95_ms < targets.login_p95_ms, targets.login_p95_ms, lg.p95_ms))
+        checks.append(Check("logins error rate", f"< {targets.login_error_rate_pct:g} %",
+                            f"{lg.error_rate_pct:.2f} % ({lg.failures}/{lg.requests})",
+                            lg.error_rate_pct < targets.login_error_rate_pct, targets.login_error_rate_pct,
+                            lg.error_rate_pct))
+    if figures.isolation_requests:
+        checks.append(Check("tenant isolation breaches", "= 0", str(figures.isolation_breaches),
+                            figures.isolation_breaches == 0, 0, figures.isolation_breaches))
+    return checks
+
+
+def render_table(checks: list[Check], *, notes: Iterable[str] = ()) -> str:
+    """The gate's table (target, measured, verdict) and a closing verdict line."""
+    header = ("check", "target", "measured", "verdict")
+    rows = [header, *[(c.name, c.target, c.measured, c.verdict) for c in checks]]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["Load-test gate (targets from the platform's load-testing guide)"]
+    for i, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(widths[j]) for j, cell in enumerate(row)).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    failed = [c for c in checks if c.passed is False]
+    lines.extend(f"note: {n}" for n in notes)
+    if failed:
+        lines.append(f"Gate: BREACH - {len(failed)} of {len(checks)} checks failed (exit code {EXIT_BREACH}).")
+    else:
+        lines.append(f"Gate: PASS - all {len(checks)} checks passed (exit code {EXIT_PASS}).")
+    return "\n".join(lines)

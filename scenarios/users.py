@@ -1,0 +1,358 @@
+"""The simulated users: each one a distinct provisioned user of a real tenant.
+
+``AgenticBaseUser`` (abstract, on ``FastHttpUser``: several times the requests/s per
+core of ``HttpUser``) does the session work:
+
+* ``on_start`` checks one account out of the credentials pool (see ``pool.py``) and
+  logs in with the contract's form POST; the bearer token is kept for the session;
+* a 401 on any call means the token expired or was revoked: the user logs in again
+  ONCE and retries the call (re-logins are recorded as ``<login path> (re-login)``;
+  the expired answer itself is not recorded, the retried call is);
+* ``on_stop`` hands the account back.
+
+Every answer is judged, never trusted: a status other than the expected one, a 429
+(counted and explained by the gate), a body that is not JSON, a list without its
+items, a timeout or a dropped connection is a failure in Locust's statistics, and the
+user carries on.  No exception escapes a user: a platform misbehaving under load must
+not kill greenlets (Locust's exit code 2).
+
+Class attributes a subclass may change: ``probe`` (ask the pool for other tenants'
+ids too), ``max_known_agents`` (how many agent ids a user remembers), and the task
+weights in ``tasks``.  Think time comes from ``--wait-time`` and the request timeout
+from ``--request-timeout``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+from collections.abc import Sequence
+from typing import Any, ClassVar
+from urllib.parse import urlencode
+
+from locust import FastHttpUser
+from locust.env import Environment
+from locust.exception import StopUser
+
+from agentic_loadkit.provisioning.errors import CredentialsError, InputError
+
+from .gate import ISOLATION_BREACH, ISOLATION_PREFIX, RATE_LIMITED
+from .options import DEFAULT_WAIT_TIME, parse_wait_time
+from .pool import Lease, pool_client_for
+from .routes import RELOGIN_SUFFIX, Routes
+
+__all__ = ["AgenticBaseUser", "AgenticPlatformUser", "ReadOnlyUser", "TenantIsolationProbe"]
+
+log = logging.getLogger(__name__)
+
+FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        log.warning(message)
+
+
+class AgenticBaseUser(FastHttpUser):
+    """A user holding one pooled account and its bearer token; tasks are defined by subclasses."""
+
+    abstract = True
+    probe: ClassVar[bool] = False
+    """Ask the pool for other tenants' object ids too (the isolation probe)."""
+    max_known_agents: ClassVar[int] = 200
+    """Agent ids a user remembers (the manifest's, plus those it creates)."""
+
+    def __init__(self, environment: Environment) -> None:
+        opts = environment.parsed_options
+        timeout = float(getattr(opts, "request_timeout", 10.0) or 10.0)
+        self.network_timeout = timeout
+        self.connection_timeout = timeout
+        super().__init__(environment)
+        try:
+            low, high = parse_wait_time(getattr(opts, "wait_time", DEFAULT_WAIT_TIME) or DEFAULT_WAIT_TIME)
+        except InputError:
+            low, high = parse_wait_time(DEFAULT_WAIT_TIME)
+        self._wait_min = low
+        self._wait_span = high - low
+        self.lease: Lease | None = None
+        self.routes = Routes()
+        self._auth: dict[str, str] | None = None
+        self._agent_ids: list[str] = []
+
+    def wait_time(self) -> float:
+        return self._wait_min + self._wait_span * random.random()
+
+    # -- session ---------------------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        try:
+            self.lease = pool_client_for(self.environment).checkout(probe=self.probe)
+        except CredentialsError as exc:
+            _warn_once(f"A simulated user got no account and stays idle: {exc}")
+            return
+        except Exception as exc:  # never let on_start kill the greenlet (the account would leak)
+            _warn_once(f"A simulated user got no account and stays idle ({exc.__class__.__name__}: {exc}).")
+            return
+        self.routes = self.lease.routes
+        self._agent_ids = list(self.lease.agents)
+        self.login(relogin=False)
+
+    def on_stop(self) -> None:
+        lease, self.lease = self.lease, None
+        self._auth = None
+        if lease is not None:
+            try:
+                pool_client_for(self.environment).checkin(lease)
+            except Exception as exc:
+                _warn_once(f"An account could not be handed back to the pool ({exc.__class__.__name__}).")
+
+    def login(self, *, relogin: bool) -> bool:
+        """Log in with the lease's account; True when a token was obtained."""
+        assert self.lease is not None
+        routes = self.routes
+        account = self.lease.account
+        body = urlencode({routes.username_field: account.email, routes.password_field: account.password})
+        name = routes.login + RELOGIN_SUFFIX if relogin else routes.login
+        self._auth = None
+        with self.client.request(
+            "POST", routes.login, name=name, data=body, headers=FORM_HEADERS, catch_response=True
+        ) as resp:
+            code = resp.status_code
+            if code == 200:
+                token = None
+                try:
+                    doc = resp.json()
+                    token = doc.get(routes.token_field) if isinstance(doc, dict) else None
+                except (ValueError, TypeError):
+                    pass
+                if isinstance(token, str) and token:
+                    self._auth = {"Authorization": f"Bearer {token}"}
+                    resp.success()
+                    return True
+                resp.failure(f"login answered 200 without a '{routes.token_field}'")
+            elif code == 429:
+                resp.failure(self._rate_limited(resp))
+            elif code:
+                resp.failure(f"login refused: HTTP {code}")
+        return False
+
+    # -- requests --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _rate_limited(resp: Any) -> str:
+        limit = (resp.headers or {}).get("X-RateLimit-Limit") if hasattr(resp, "headers") else None
+        return f"{RATE_LIMITED} (X-RateLimit-Limit: {limit or 'not given'})"
+
+    def _send(self, method: str, path: str, name: str, body: Any, auth: bool) -> Any:
+        return self.client.request(
+            method, path, name=name, headers=self._auth if auth else None, json=body, catch_response=True
+        )
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        name: str,
+        *,
+        body: Any = None,
+        expect: Sequence[int] = (200,),
+        list_key: str | None = None,
+        breach_on: Sequence[int] = (),
+        auth: bool = True,
+    ) -> Any:
+        """Make one request, judge the answer and return its JSON (None on failure or non-2xx)."""
+        if auth and self._auth is None:
+            if self.lease is None:
+                raise StopUser()  # no account: this user ends quietly
+            if not self.login(relogin=True):
+                return None
+        resp = self._send(method, path, name, body, auth)
+        if auth and resp.status_code == 401:
+            if self.login(relogin=True):
+                resp = self._send(method, path, name, body, auth)
+            else:
+                with resp:
+                    resp.failure("HTTP 401, and logging in again failed")
+                return None
+        with resp:
+            return self._judge(resp, expect, list_key, breach_on, path_name=name)
+
+    def _judge(
+        self, resp: Any, expect: Sequence[int], list_key: str | None, breach_on: Sequence[int], path_name: str
+    ) -> Any:
+        code = resp.status_code
+        if code in breach_on:
+            resp.failure(f"{ISOLATION_BREACH}: {path_name} answered {code} for another tenant's object")
+            return None
+        if code in expect:
+            if not 200 <= code < 300:
+                resp.success()
+                return None
+            try:
+                doc = resp.json()
+            except (ValueError, TypeError):
+                resp.failure(f"HTTP {code} with a body that is not JSON")
+                return None
+            if list_key is not None and not (isinstance(doc, dict) and isinstance(doc.get(list_key), list)):
+                resp.failure(f"HTTP {code} without the '{list_key}' list")
+                return None
+            resp.success()
+            return doc
+        if code == 429:
+            resp.failure(self._rate_limited(resp))
+        elif code == 401:
+            resp.failure("HTTP 401 right after a fresh login")
+        elif code:
+            resp.failure(f"HTTP {code}")
+        # code 0: a connection error or timeout, recorded by Locust from the response's error
+        return None
+
+    # -- the guide's tasks -----------------------------------------------------------------------
+
+    def list_agents(self) -> None:
+        r = self.routes
+        self.call("GET", r.agents, r.agents, list_key=r.agents_key)
+
+    def get_agent(self) -> None:
+        r = self.routes
+        if not self._agent_ids:
+            # the manifest knew no agent of this tenant: learn ids from a list (named apart)
+            doc = self.call("GET", r.agents, r.agents + " (id lookup)", list_key=r.agents_key)
+            items = doc.get(r.agents_key, []) if isinstance(doc, dict) else []
+            self._agent_ids = [str(i["id"]) for i in items if isinstance(i, dict) and "id" in i][: self.max_known_agents]
+            if not self._agent_ids:
+                return
+        self.call("GET", r.agent_path(random.choice(self._agent_ids)), r.agent)
+
+    def create_agent(self) -> None:
+        r = self.routes
+        body = {
+            "name": f"loadtest agent {secrets.token_hex(4)}",
+            "description": "Created by an agentic-loadkit load test.",
+            "system_prompt": "You are a helpful agent under load test.",
+            "model_provider": "anthropic",
+            "model_name": "claude-3-5-sonnet-20241022",
+            "temperature": 0.7,
+            "max_tokens": 1000,
+        }
+        doc = self.call("POST", r.agents, r.agents, body=body, expect=(200, 201))
+        if isinstance(doc, dict) and doc.get("id") is not None and len(self._agent_ids) < self.max_known_agents:
+            self._agent_ids.append(str(doc["id"]))
+
+    def list_workflows(self) -> None:
+        r = self.routes
+        self.call("GET", r.workflows, r.workflows, list_key=r.workflows_key)
+
+    def list_collections(self) -> None:
+        r = self.routes
+        self.call("GET", r.collections, r.collections, list_key=r.collections_key)
+
+    def list_mcp_servers(self) -> None:
+        r = self.routes
+        self.call("GET", r.mcp_servers, r.mcp_servers, list_key=r.mcp_servers_key)
+
+    def health(self) -> None:
+        r = self.routes
+        with self.client.request("GET", r.health, name=r.health, catch_response=True) as resp:
+            if resp.status_code == 200:
+                resp.success()
+            elif resp.status_code:
+                resp.failure(f"HTTP {resp.status_code}")
+
+
+class AgenticPlatformUser(AgenticBaseUser):
+    """The guide's mixed user: agents 10, get agent 5, create agent 3, workflows 8, collections 5, MCP 2, health 1."""
+
+    tasks = {  # noqa: RUF012 - Locust's own convention for task weights
+        AgenticBaseUser.list_agents: 10,
+        AgenticBaseUser.get_agent: 5,
+        AgenticBaseUser.create_agent: 3,
+        AgenticBaseUser.list_workflows: 8,
+        AgenticBaseUser.list_collections: 5,
+        AgenticBaseUser.list_mcp_servers: 2,
+        AgenticBaseUser.health: 1,
+    }
+
+
+class ReadOnlyUser(AgenticBaseUser):
+    """The guide's read-only user: agents 20, workflows 10, collections 5."""
+
+    tasks = {  # noqa: RUF012
+        AgenticBaseUser.list_agents: 20,
+        AgenticBaseUser.list_workflows: 10,
+        AgenticBaseUser.list_collections: 5,
+    }
+
+
+class TenantIsolationProbe(AgenticBaseUser):
+    """Requests other tenants' objects and fails on any answer but 404/403.
+
+    Its requests are named ``[isolation] ...``; a breach is a failure whose message starts
+    with "tenant isolation breached", and the gate gets a line "tenant isolation breaches = 0".
+    It also checks that lists never contain another tenant's ids.  Run it with
+    ``--isolation-probes N`` (N users beside the others) or by naming the class.
+    """
+
+    probe = True
+
+    def on_start(self) -> None:
+        super().on_start()
+        lease = self.lease
+        self._foreign_agents = list(lease.foreign_agents) if lease else []
+        self._foreign_workflows = list(lease.foreign_workflows) if lease else []
+        self._foreign = set(self._foreign_agents) | set(self._foreign_workflows)
+        if lease and not self._foreign:
+            _warn_once("The manifest lists no other tenant's objects: the isolation probe has nothing to probe.")
+
+    def probe_foreign_agent(self) -> None:
+        if self._foreign_agents:
+            r = self.routes
+            path = r.agent_path(random.choice(self._foreign_agents))
+            self.call("GET", path, ISOLATION_PREFIX + r.agent, expect=(403, 404), breach_on=(200,))
+
+    def probe_foreign_workflow(self) -> None:
+        if self._foreign_workflows:
+            r = self.routes
+            path = r.workflow_path(random.choice(self._foreign_workflows))
+            self.call("GET", path, ISOLATION_PREFIX + r.workflow, expect=(403, 404), breach_on=(200,))
+
+    def probe_own_lists(self) -> None:
+        r = self.routes
+        if self._auth is None:
+            if self.lease is None:
+                raise StopUser()
+            if not self.login(relogin=True):
+                return
+        for path, key in ((r.agents, r.agents_key), (r.workflows, r.workflows_key)):
+            with self.client.request(
+                "GET", path, name=ISOLATION_PREFIX + path, headers=self._auth, catch_response=True
+            ) as resp:
+                self._judge_list(resp, key, path)
+
+    def _judge_list(self, resp: Any, key: str, path: str) -> None:
+        if resp.status_code != 200:
+            if resp.status_code == 401 and self.lease is not None:
+                resp.success()  # token expired: log in again, the next probe counts
+                self.login(relogin=True)
+            elif resp.status_code:
+                resp.failure(f"HTTP {resp.status_code}")
+            return
+        try:
+            items = resp.json().get(key, [])
+            leaked = [i for i in items if isinstance(i, dict) and str(i.get("id")) in self._foreign]
+        except (ValueError, TypeError, AttributeError):
+            resp.failure("HTTP 200 with a body that is not the expected JSON")
+            return
+        if leaked:
+            resp.failure(f"{ISOLATION_BREACH}: {path} listed another tenant's object")
+        else:
+            resp.success()
+
+    tasks = {  # noqa: RUF012
+        probe_foreign_agent: 3,
+        probe_foreign_workflow: 1,
+        probe_own_lists: 1,
+    }
