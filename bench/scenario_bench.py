@@ -20,18 +20,20 @@ so the ratio then says less).  Usage::
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
 import json
 import os
+import resource
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["main"]
@@ -40,9 +42,17 @@ REPO = Path(__file__).resolve().parent.parent
 LOCUST = str(Path(sys.executable).with_name("locust"))
 CANNED = json.dumps(
     {
-        "access_token": "bench-token", "token_type": "bearer", "id": "a-1", "status": "ok",
-        "agents": [{"id": "a-1", "name": "agent"}], "workflows": [], "collections": [], "servers": [],
-        "total": 1, "offset": 0, "limit": 20,
+        "access_token": "bench-token",
+        "token_type": "bearer",
+        "id": "a-1",
+        "status": "ok",
+        "agents": [{"id": "a-1", "name": "agent"}],
+        "workflows": [],
+        "collections": [],
+        "servers": [],
+        "total": 1,
+        "offset": 0,
+        "limit": 20,
     },
     separators=(",", ":"),
 )
@@ -155,26 +165,63 @@ def write_pool(workdir: Path, accounts: int, tenants: int) -> Path:
         writer = csv.writer(handle)
         writer.writerow(["email", "password", "tenant_id", "tenant_slug", "user_id", "role"])
         for i in range(accounts):
-            writer.writerow([f"bench{i}@example.test", "bench-password", f"t-{i % tenants}", f"t{i % tenants}",
-                             f"u-{i}", "member"])
+            writer.writerow(
+                [f"bench{i}@example.test", "bench-password", f"t-{i % tenants}", f"t{i % tenants}", f"u-{i}", "member"]
+            )
     manifest = {
-        "format": 1, "run_id": "bench", "label": None, "scale": "bench", "seed": 0, "fingerprint": "bench",
-        "toolkit_version": "bench", "created_at": "2025-01-01T00:00:00+00:00", "target": "none",
-        "counts": {"tenants": tenants, "users": accounts, "agents": tenants * 5, "workflows": 0,
-                   "collections": 0, "mcp_servers": 0},
+        "format": 1,
+        "run_id": "bench",
+        "label": None,
+        "scale": "bench",
+        "seed": 0,
+        "fingerprint": "bench",
+        "toolkit_version": "bench",
+        "created_at": "2025-01-01T00:00:00+00:00",
+        "target": "none",
+        "counts": {
+            "tenants": tenants,
+            "users": accounts,
+            "agents": tenants * 5,
+            "workflows": 0,
+            "collections": 0,
+            "mcp_servers": 0,
+        },
         "credentials": "credentials.csv",
-        "tenants": [{"id": f"t-{t}", "slug": f"t{t}", "name": f"T{t}", "active_users": accounts // tenants,
-                     "agents": [f"a-{t}-{k}" for k in range(5)], "workflows": [], "collections": [],
-                     "mcp_servers": []} for t in range(tenants)],
+        "tenants": [
+            {
+                "id": f"t-{t}",
+                "slug": f"t{t}",
+                "name": f"T{t}",
+                "active_users": accounts // tenants,
+                "agents": [f"a-{t}-{k}" for k in range(5)],
+                "workflows": [],
+                "collections": [],
+                "mcp_servers": [],
+            }
+            for t in range(tenants)
+        ],
     }
     (run_dir / "manifest.json").write_text(json.dumps(manifest))
     return run_dir
 
 
-def run_locust(args: list[str], cwd: Path, seconds: int) -> float:
-    """Run one headless Locust process; requests/s over the measured window."""
+@dataclass(frozen=True)
+class Measurement:
+    rps: float  # requests per wall-clock second of the measured window
+    requests: int
+    cpu_s: float  # CPU seconds (user + system) of the whole Locust process, start-up included
+
+    @property
+    def requests_per_cpu_s(self) -> float:
+        return self.requests / self.cpu_s if self.cpu_s else 0.0
+
+
+def run_locust(args: list[str], cwd: Path, seconds: int) -> Measurement:
+    """Run one headless Locust process; its rate over the measured window and the CPU it used."""
     cmd = [LOCUST, *args, "--headless", "--only-summary", "--json", "-t", f"{seconds}s", "--loglevel", "WARNING"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=seconds + 60)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         entries = json.loads(proc.stdout[proc.stdout.index("[") :])
     except ValueError:
@@ -182,14 +229,18 @@ def run_locust(args: list[str], cwd: Path, seconds: int) -> float:
     requests = sum(e["num_requests"] for e in entries)
     start = min(e["start_time"] for e in entries)
     last = max(e["last_request_timestamp"] or 0 for e in entries)
-    return requests / (last - start) if last > start else 0.0
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Measurement(requests / (last - start) if last > start else 0.0, requests, cpu)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=20)
-    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating bare/ours rounds (median reported)")
     args = parser.parse_args(argv)
+    bare_runs: list[Measurement] = []
+    our_runs: list[Measurement] = []
     with tempfile.TemporaryDirectory(prefix="scenario-bench-") as tmp:
         workdir = Path(tmp)
         target, url, kind = start_target(workdir)
@@ -198,21 +249,42 @@ def main(argv: list[str] | None = None) -> int:
             bare_file.write_text(BARE_LOCUSTFILE)
             pool = write_pool(workdir, accounts=max(args.users, 1) * 2, tenants=4)
             common = ["-u", str(args.users), "-r", str(args.users), "--host", url]
-            bare = run_locust(["-f", str(bare_file), *common], workdir, args.seconds)
-            ours = run_locust(
-                ["-f", str(REPO / "scenarios" / "locustfile.py"), *common, "--credentials", str(pool),
-                 "--wait-time", "0", "--no-gate", "AgenticPlatformUser"],
-                workdir, args.seconds,
-            )
+            ours_args = [
+                "-f",
+                str(REPO / "scenarios" / "locustfile.py"),
+                *common,
+                "--credentials",
+                str(pool),
+                "--wait-time",
+                "0",
+                "--no-gate",
+                "AgenticPlatformUser",
+            ]
+            for _ in range(args.rounds):  # alternate, so that a busy moment of the machine hits both
+                bare_runs.append(run_locust(["-f", str(bare_file), *common], workdir, args.seconds))
+                our_runs.append(run_locust(ours_args, workdir, args.seconds))
         finally:
             target.terminate()
             target.wait(timeout=10)
-    ratio = ours / bare if bare else 0.0
-    print(f"target: {kind} on {url}; one Locust process, {args.users} users, {args.seconds} s each, no think time")
-    print(f"bare FastHttpUser (plain GETs):          {bare:9.0f} requests/s")
-    print(f"AgenticPlatformUser (pool, login, mix):  {ours:9.0f} requests/s")
-    print(f"ratio: {ratio:.0%} of the bare rate (goal >= 70 %)")
+    bare = statistics.median(m.rps for m in bare_runs)
+    ours = statistics.median(m.rps for m in our_runs)
+    bare_cpu = statistics.median(m.requests_per_cpu_s for m in bare_runs)
+    ours_cpu = statistics.median(m.requests_per_cpu_s for m in our_runs)
+    print(
+        f"target: {kind} on {url}; one Locust process, {args.users} users, {args.seconds} s per run, "
+        f"no think time, {args.rounds} alternating rounds (median)"
+    )
+    print(f"bare FastHttpUser (plain GETs):          {bare:7.0f} req/s {_rounds(bare_runs)}; {bare_cpu:6.0f} req/CPU-s")
+    print(f"AgenticPlatformUser (pool, login, mix):  {ours:7.0f} req/s {_rounds(our_runs)}; {ours_cpu:6.0f} req/CPU-s")
+    print(
+        f"ratio: {ours / bare if bare else 0:.0%} of the bare rate (goal >= 70 %); "
+        f"{ours_cpu / bare_cpu if bare_cpu else 0:.0%} per CPU second (start-up included)"
+    )
     return 0
+
+
+def _rounds(runs: list[Measurement]) -> str:
+    return "(" + ", ".join(f"{m.rps:.0f}" for m in runs) + ")"
 
 
 if __name__ == "__main__":

@@ -83,6 +83,7 @@ class TableLoad:
 class LoadOutcome:
     tables: list[TableLoad] = field(default_factory=list)
     tenant_status: dict[str, list[Any]] = field(default_factory=dict)  # final status → tenant ids (held ones)
+    analyzed: set[str] = field(default_factory=set)  # tables already ANALYZEd during the load
 
     @property
     def rows(self) -> int:
@@ -273,6 +274,9 @@ async def load_run(
                         data={"rows": rows[piece.table], "seconds": seconds[piece.table]},
                     )
                 )
+                if own_transactions:  # committed: analyze it now, while the other streams still load
+                    await conn.execute(f"ANALYZE {plan.qualified}")
+                    outcome.analyzed.add(piece.table)
 
     if not parallel:
         async with ctl.transaction():

@@ -73,12 +73,13 @@ class _DemoDisplay:
     def __call__(self, event: ProgressEvent) -> None:
         data = event.data
         if event.kind == "phase" and data.get("demo"):
-            self.label = f"[{data['step']}/{data['steps']}] {event.name:<8} {event.message}"
+            label = f"[{data['step']}/{data['steps']}] {event.name:<8} {event.message}"
             if self.progress is None:
-                self._print(self.label)
+                self._print(label)
                 return
-            self._finish_task()
-            self.task = self.progress.add_task(self.label, total=data.get("seconds"))
+            self._finish_task()  # under the finished phase's own label
+            self.label = label
+            self.task = self.progress.add_task(label, total=data.get("seconds"))
         elif event.kind == "phase":  # a step of up or down
             if self.progress is not None and self.task is not None:
                 self.progress.update(self.task, description=f"{self.label} · {event.name}")

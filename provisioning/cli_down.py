@@ -14,6 +14,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from .cli import app, err_console, out_console, run_async, state
 from .errors import InputError, TeardownIncomplete
@@ -81,7 +82,7 @@ def _print_result(result: DownResult) -> None:
         table.add_column("table")
         table.add_column("rows deleted", justify="right")
         for name, rows in run.rows.items():
-            table.add_row(name, f"{rows:,}")
+            table.add_row(Text(name), f"{rows:,}")
         table.add_row("total", f"{run.total_rows:,}", style="bold")
         out_console.print(table)
         rate = f" ({run.total_rows / run.seconds:,.0f} rows/s)" if run.seconds > 0 and run.total_rows else ""
@@ -109,10 +110,14 @@ def _print_plan(plan: DownPlan) -> None:
         table.add_column("rows", justify="right")
         table.add_column("found by")
         for t in run.tables:
-            found = "; ".join(t.paths) + ("  [tenant column, no foreign key]" if t.by_tenant_column else "")
+            found = t.paths[0] if t.paths else ""
+            if len(t.paths) > 1:
+                found += f" (+{len(t.paths) - 1} more {'path' if len(t.paths) == 2 else 'paths'})"
+            if t.by_tenant_column:
+                found += "  [tenant column, no foreign key]"
             if t.conflicts:
                 found += f"  [{t.conflicts} cross-tenant rows]"
-            table.add_row(t.table, f"{t.rows:,}", found)
+            table.add_row(Text(t.table), f"{t.rows:,}", Text(found))
         out_console.print(table)
     if plan.tenant_column_tables:
         out_console.print(

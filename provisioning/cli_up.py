@@ -134,7 +134,7 @@ def _print_result(result: UpResult) -> None:
     phases = " · ".join(f"{k} {v:.2f} s" for k, v in result.phases.items() if k != "total")
     rate = result.rows / result.elapsed if result.elapsed else 0.0
     lines = [
-        f"phases: {phases} (hashing runs alongside the ledger setup)",
+        f"phases: {phases} (bcrypt hashing runs in worker processes alongside the other phases)",
         f"total {result.elapsed:.2f} s, {rate:,.0f} rows/s, "
         f"{result.heap_bytes / _MB / result.elapsed:,.1f} heap MB/s, {result.streams} stream(s), "
         f"peak RSS {result.peak_rss_mb:.0f} MB",

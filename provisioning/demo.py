@@ -43,9 +43,9 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from . import ledger
-from .database import ResolvedDatabase, connect, resolve_database
+from .database import ResolvedDatabase, resolve_database
 from .dburl import DatabaseTarget, mask_url
+from .demo_database import PLATFORM_TABLES, ensure_database, platform_tables, run_residue
 from .demo_locust import (
     LocustRun,
     check_locust_args,
@@ -58,7 +58,6 @@ from .demo_locust import (
 from .embedded import EmbeddedPostgres
 from .errors import (
     CredentialsError,
-    DatabaseUnreachable,
     InputError,
     Interrupted,
     LoadTestFailed,
@@ -81,10 +80,6 @@ DEMO_DATABASE = "agentic_demo"
 DEMO_PHASES = ("database", "schema", "platform", "up", "load", "down", "stop")
 DEFAULT_TIME_SCALE = 0.5
 LOAD_GRACE_SECONDS = 120.0  # on top of the profile's length: start-up, logins, Locust's shutdown
-PLATFORM_TABLES = (
-    "tenants", "users", "agents", "workflows", "collections", "documents", "mcp_servers", "conversations",
-    "audit_events",
-)  # == fixtures.platform.schema.TABLE_NAMES (that module imports SQLAlchemy; loaded only when needed)
 
 
 @dataclass(frozen=True)
@@ -264,10 +259,10 @@ class _Demo:
         assert self.db is not None
         self.begin("schema", "the reference platform's schema (never over existing tables)")
         target = self.db.target
-        if self.db.source == "embedded" or await _platform_tables(target):
-            target = await _ensure_database(target, DEMO_DATABASE)
+        if self.db.source == "embedded" or await platform_tables(target):
+            target = await ensure_database(target, DEMO_DATABASE)
         self.target = target
-        found = await _platform_tables(target)
+        found = await platform_tables(target)
         if not found:
             from agentic_loadkit.fixtures.platform.schema import create_schema
 
@@ -366,7 +361,7 @@ class _Demo:
             self.down_tried = True  # a real failure is not retried by the cleanup (an interrupt is)
             raise
         self.down_tried = True
-        self.rows_left = await _residue(self.target, run_id, every_row=self.schema_created)
+        self.rows_left = await run_residue(self.target, run_id, every_row=self.schema_created)
         if self.rows_left:
             raise TeardownIncomplete(
                 f"After teardown {self.rows_left} rows of run {run_id} are still in the platform's tables.",
@@ -393,7 +388,7 @@ class _Demo:
                 await self.phase_down()
             except (ProvisionError, asyncpg.PostgresError, OSError) as exc:
                 problems.append(f"run {self.run_id} could not be torn down ({_sentence(exc)}); "
-                                f"'provision down {self.run_id}' removes it")
+                                f"'provision down {self.run_id} --database-url {self.target.masked}' removes it")
         self.begin("stop", "stopping the platform" + (" and the embedded database" * self.owns_embedded))
         if self.platform is not None:
             await asyncio.to_thread(self.platform.stop)
@@ -401,7 +396,8 @@ class _Demo:
             try:
                 self.embedded_stopped = await asyncio.to_thread(EmbeddedPostgres(self.state_dir).stop)
             except Exception as exc:  # pg_ctl's assorted errors: reported, never masking the outcome
-                problems.append(f"the embedded database could not be stopped ({_sentence(exc)})")
+                problems.append(f"the embedded database could not be stopped ({_sentence(exc)}); "
+                                "'provision db stop' stops it")
         self.executor.shutdown(wait=False)
         self.end("stop")
         for problem in problems:
@@ -489,60 +485,3 @@ async def run_demo(
 def _sentence(exc: BaseException) -> str:
     text = exc.message if isinstance(exc, ProvisionError) else str(exc)
     return (mask_url(text.strip().splitlines()[0]) if text.strip() else type(exc).__name__).rstrip(".")
-
-
-# -- database helpers --------------------------------------------------------------------------------
-async def _platform_tables(target: DatabaseTarget) -> set[str]:
-    conn = await connect(target)
-    try:
-        rows = await conn.fetch(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
-            "AND table_name = ANY($1::text[])", list(PLATFORM_TABLES),
-        )
-        return {r["table_name"] for r in rows}
-    finally:
-        await conn.close()
-
-
-async def _ensure_database(server: DatabaseTarget, name: str) -> DatabaseTarget:
-    """``name`` on the same server, created if missing (a concurrent creator is fine)."""
-    conn = await connect(server)
-    try:
-        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-            try:
-                await conn.execute(f'CREATE DATABASE "{name}"')
-            except asyncpg.DuplicateDatabaseError:
-                pass
-            except asyncpg.PostgresError as exc:
-                raise DatabaseUnreachable(
-                    f"PostgreSQL on {server.host_label} refused to create the demo database {name!r} "
-                    f"({_sentence(exc)}); pass --database-url of an empty database instead.",
-                    database=name,
-                ) from None
-    finally:
-        await conn.close()
-    return server.with_database(name)
-
-
-async def _residue(target: DatabaseTarget, run_id: str, *, every_row: bool) -> int:
-    """Rows of the run's tenants left in the platform's tables; with ``every_row`` (the demo
-    created the tables) any row at all counts."""
-    conn = await connect(target)
-    try:
-        ids = await ledger.run_tenant_ids(conn, run_id)
-        left = 0
-        for table in PLATFORM_TABLES:
-            if every_row:
-                left += await conn.fetchval(f'SELECT count(*) FROM public."{table}"')
-                continue
-            column = "id" if table == "tenants" else "tenant_id"
-            if await conn.fetchval(
-                "SELECT 1 FROM information_schema.columns WHERE table_schema = 'public' "
-                "AND table_name = $1 AND column_name = $2", table, column,
-            ):
-                left += await conn.fetchval(
-                    f'SELECT count(*) FROM public."{table}" WHERE "{column}"::text = ANY($1::text[])', ids
-                )
-        return int(left)
-    finally:
-        await conn.close()

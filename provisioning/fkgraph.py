@@ -252,8 +252,10 @@ def build_graph(
     edges: Iterable[Edge],
     *,
     tenant_column: str = DEFAULT_TENANT_COLUMN,
+    ignored: Sequence[TableRef] = (),
 ) -> ForeignKeyGraph:
-    """The graph of everything below ``tenants`` (pure: ``edges`` include the tenant-column edges)."""
+    """The graph of everything below ``tenants`` (pure: ``edges`` include the tenant-column edges;
+    ``ignored`` are tables with the tenant column outside the tenants table's schema)."""
     all_edges = sorted(set(edges), key=lambda e: (e.child, e.name))
     incoming: dict[TableRef, list[Edge]] = defaultdict(list)
     for e in all_edges:
@@ -316,6 +318,12 @@ def build_graph(
                 f"No index on {e.child.display}({', '.join(e.child_cols)}), which teardown walks ({what}); "
                 "deletes there scan the whole table."
             )
+    for t in ignored:
+        if t not in nodes:
+            notes.append(
+                f"Table {t.display} has a {tenant_column} column but lies outside schema {tenants.schema}; "
+                "teardown leaves it alone."
+            )
     for e in broken:
         notes.append(f"Foreign keys form a cycle; teardown first sets {e.display} to NULL on the run's rows.")
     return ForeignKeyGraph(
@@ -354,7 +362,8 @@ SELECT c.oid::bigint AS oid, n.nspname AS schema, c.relname AS name, a.attnum::i
        format_type(a.atttypid, a.atttypmod) AS type, NOT a.attnotnull AS nullable
   FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE a.attname = $1 AND a.attnum > 0 AND NOT a.attisdropped
-   AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname = $2
+   AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+   AND n.nspname <> ALL($2::text[]) AND n.nspname NOT LIKE 'pg\\_temp%'
 """
 
 _INDEX_SQL = """
@@ -405,7 +414,9 @@ async def reflect_graph(
     tenants, key, key_type = await _tenants_table(conn, tenants_schema, tenants_table)
     excluded = [*_SYSTEM_SCHEMAS, *exclude_schemas]
     fks = await conn.fetch(_FK_SQL, excluded)
-    cols = await conn.fetch(_TENANT_COLUMN_SQL, tenant_column, tenants_schema)
+    all_cols = await conn.fetch(_TENANT_COLUMN_SQL, tenant_column, excluded)
+    cols = [r for r in all_cols if r["schema"] == tenants_schema]
+    elsewhere = sorted(TableRef(r["schema"], r["name"]) for r in all_cols if r["schema"] != tenants_schema)
     oids = sorted({r["child_oid"] for r in fks} | {r["oid"] for r in cols})
     index_keys: dict[int, list[list[int]]] = defaultdict(list)
     for r in await conn.fetch(_INDEX_SQL, oids):
@@ -448,4 +459,4 @@ async def reflect_graph(
                 compare_as_text=r["type"] != key_type,
             )
         )
-    return build_graph(tenants, key, key_type, edges, tenant_column=tenant_column)
+    return build_graph(tenants, key, key_type, edges, tenant_column=tenant_column, ignored=elsewhere)

@@ -171,8 +171,8 @@ def _reflect_sync(
         if not insp.has_table(name, schema=schema):
             mapped = "" if name == contract else f" (the schema map's name for {contract!r})"
             raise SchemaMismatch(
-                f"The database has no table {schema}.{name}{mapped}; create the platform schema "
-                "first or map the table with --schema-map.",
+                f"The database has no table {schema}.{name}{mapped}; create the platform's schema first "
+                "('provision platform init' makes the reference one) or map the table with --schema-map.",
                 table=name,
             )
         cols: dict[str, LiveColumn] = {}

@@ -150,3 +150,34 @@ def unique_password_hook(plan: TablePlan, schema_map: SchemaMap, hashes: Sequenc
         return replace
 
     return for_piece
+
+
+def pending_hashes(run_id: str, slots: int) -> tuple[str, ...]:
+    """Placeholders written as users' password hashes while bcrypt still runs.
+
+    They are not bcrypt strings, so no login can match them; the run's tenants are on
+    hold anyway until the run is ready.  ``apply_hashes`` replaces them.
+    """
+    return tuple(f"!pending-{run_id}-{k}" for k in range(slots))
+
+
+async def apply_hashes(
+    conn: Any,
+    plan: TablePlan,
+    column: str,
+    tenant_ids: Sequence[Any],
+    placeholders: Sequence[str],
+    hashes: Sequence[str],
+) -> int:
+    """Swap every placeholder of the run's users for its real hash in one statement; return rows updated."""
+    from .schema_map import quote_identifier
+
+    table, col, tenant = plan.qualified, quote_identifier(column), quote_identifier(plan.tenant_column)
+    status = await conn.execute(
+        f"UPDATE {table} SET {col} = h.hash FROM unnest($1::text[], $2::text[]) AS h(pending, hash) "
+        f"WHERE {table}.{tenant} = ANY($3::{plan.tenant_array_type}) AND {table}.{col} = h.pending",
+        list(placeholders),
+        list(hashes[: len(placeholders)]),
+        list(tenant_ids),
+    )
+    return int(str(status).split()[-1])

@@ -21,6 +21,7 @@ starts again at 1 and finds only what is left.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Sequence
@@ -31,8 +32,8 @@ from typing import Any
 import asyncpg
 
 from .credentials import remove_run_dir
-from .database import connect, resolve_database
-from .errors import InputError, RunNotFound, TeardownIncomplete
+from .database import ResolvedDatabase, connect, resolve_database
+from .errors import InputError, Interrupted, RunNotFound, TeardownIncomplete
 from .fkgraph import ForeignKeyGraph, GraphTable, reflect_graph
 from .fkgraph import Path as FkPath
 from .ledger import (
@@ -70,7 +71,7 @@ __all__ = [
 
 APPLICATION_NAME = "provision-down"
 _RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,8 @@ class DownSettings:
     # None: the map the run was made with (stored in the ledger), else the contract's names
     schema_map: SchemaMap | None = None
     ledger_schema: str = DEFAULT_LEDGER_SCHEMA
-    batch_tenants: int = 25  # tenants per delete transaction
+    batch_tenants: int = 10  # tenants per delete transaction
+    jobs: int = 2  # connections deleting batches of the same table side by side
 
 
 @dataclass(frozen=True)
@@ -227,16 +229,18 @@ class _Graphs:
         return tuple(dict.fromkeys(n for g in self.cache.values() for n in g.notes))
 
 
-async def _connect(settings: DownSettings) -> tuple[asyncpg.Connection, str]:
-    db = resolve_database(
-        settings.database_url, state_dir=settings.state_dir, allow_remote=settings.allow_remote
-    )
+async def _open(db: ResolvedDatabase) -> asyncpg.Connection:
     conn = await connect(db, server_settings={"application_name": APPLICATION_NAME})
     try:  # let the server notice a killed client even while a delete waits on a lock (PostgreSQL ≥ 14)
         await conn.execute("SET client_connection_check_interval = '1s'")
     except asyncpg.PostgresError:
         pass
-    return conn, db.masked
+    return conn
+
+
+async def _connect(settings: DownSettings) -> tuple[asyncpg.Connection, ResolvedDatabase]:
+    db = resolve_database(settings.database_url, state_dir=settings.state_dir, allow_remote=settings.allow_remote)
+    return await _open(db), db
 
 
 async def _close(conn: asyncpg.Connection) -> None:
@@ -296,7 +300,7 @@ async def _plan_run(
 
 async def plan_down(settings: DownSettings) -> DownPlan:
     """What ``provision_down`` would delete, per table, without writing anything."""
-    conn, target = await _connect(settings)
+    conn, db = await _connect(settings)
     try:
         graphs = _Graphs(conn, settings, null_progress)
         runs = [await _plan_run(conn, graphs, run, settings) for run in await _select_runs(conn, settings)]
@@ -304,11 +308,8 @@ async def plan_down(settings: DownSettings) -> DownPlan:
         for r in runs:
             if r.live:
                 warnings.append(f"Another provision process is working on run {r.run_id} right now.")
-            warnings.extend(
-                _conflict_message(r.run_id, t.table, t.conflicts) for t in r.tables if t.conflicts
-            )
         tct = sorted({t.display for g in graphs.cache.values() for t in g.tenant_column_tables})
-        return DownPlan(target, tuple(runs), tuple(warnings), graphs.notes, tuple(tct))
+        return DownPlan(db.masked, tuple(runs), tuple(warnings), graphs.notes, tuple(tct))
     finally:
         await _close(conn)
 
@@ -365,14 +366,47 @@ def _failed(run_id: str, table: str, exc: BaseException) -> TeardownIncomplete:
     )
 
 
+async def _delete_table(
+    conns: Sequence[asyncpg.Connection], statements: list[str], chunks: list[list[str]], report: ProgressCallback
+) -> int:
+    """Delete one table's rows batch by batch, ``len(conns)`` batches at a time (one transaction each).
+
+    Commits skip the wait for the WAL flush: a server crash may bring back the last
+    batches, which only leaves the run ``tearing_down`` for the next ``down``.
+    """
+    queue = list(chunks)
+    done: list[int] = []
+
+    async def worker(conn: asyncpg.Connection) -> None:
+        while queue:
+            chunk = queue.pop(0)
+            n = 0
+            async with conn.transaction():
+                await conn.execute("SET LOCAL synchronous_commit = off")
+                for sql in statements:
+                    status = await conn.execute(sql, chunk)
+                    n += int(status.rsplit(" ", 1)[-1])
+            done.append(n)
+            report(ProgressEvent("rows", count=n))
+
+    try:
+        async with asyncio.TaskGroup() as tg:
+            for conn in conns[: max(1, len(chunks))]:
+                tg.create_task(worker(conn))
+    except BaseExceptionGroup as group:
+        raise group.exceptions[0] from None
+    return sum(done)
+
+
 async def _delete(
-    conn: asyncpg.Connection,
+    conns: Sequence[asyncpg.Connection],
     graph: ForeignKeyGraph,
     needed: dict[GraphTable, list[FkPath]],
     run_id: str,
     chunks: list[list[str]],
     progress: ProgressCallback,
 ) -> dict[str, int]:
+    conn = conns[0]
     for edge in graph.cycle_breaks:
         table = next(t for t in graph.tables if t.table == edge.child)
         try:
@@ -385,24 +419,18 @@ async def _delete(
     deleted: dict[str, int] = {}
     for t in graph.tables:
         name = t.table.display
-        progress(ProgressEvent("table_start", table=name, data={"run_id": run_id}))
-        statements = [
-            delete_sql(graph, t, p) for p in needed[t] if not any(e in graph.cycle_breaks for e in p)
-        ]
-        total = 0
+        data: dict[str, Any] = {"run_id": run_id}
+        progress(ProgressEvent("table_start", table=name, data=data))
+        statements = [delete_sql(graph, t, p) for p in needed[t] if not any(e in graph.cycle_breaks for e in p)]
+
+        def report(event: ProgressEvent, name: str = name, data: dict[str, Any] = data) -> None:
+            progress(ProgressEvent("rows", table=name, count=event.count, data=data))
+
         try:
-            for chunk in chunks:
-                n = 0
-                async with conn.transaction():
-                    for sql in statements:
-                        status = await conn.execute(sql, chunk)
-                        n += int(status.rsplit(" ", 1)[-1])
-                total += n
-                progress(ProgressEvent("rows", table=name, count=n, data={"run_id": run_id}))
+            deleted[name] = await _delete_table(conns, statements, chunks, report)
         except _DB_ERRORS as exc:
             raise _failed(run_id, name, exc) from exc
-        deleted[name] = total
-        progress(ProgressEvent("table_done", table=name, count=total, data={"run_id": run_id}))
+        progress(ProgressEvent("table_done", table=name, count=deleted[name], data=data))
     return deleted
 
 
@@ -427,8 +455,42 @@ def _remove_credentials(state_dir: Path | None, run_id: str) -> bool:
     return remove_run_dir(state_dir if state_dir is not None else default_state_dir(), run_id)
 
 
+async def _remove_rows(
+    conn: asyncpg.Connection,
+    db: ResolvedDatabase,
+    graph: ForeignKeyGraph,
+    run_id: str,
+    ids: list[str],
+    settings: DownSettings,
+    progress: ProgressCallback,
+) -> dict[str, int]:
+    """Steps 2 to 5 of the module docstring for one run whose lock ``conn`` holds."""
+    progress(ProgressEvent("phase", name="check", data={"run_id": run_id}))
+    needed = await _check(conn, graph, run_id, ids)
+    chunks = _chunks(ids, settings.batch_tenants)
+    extra = [await _open(db) for _ in range(min(settings.jobs, len(chunks)) - 1)]
+    try:
+        await set_status(conn, run_id, "tearing_down", schema=settings.ledger_schema)
+        progress(ProgressEvent("phase", name="delete", data={"run_id": run_id}))
+        deleted = await _delete([conn, *extra], graph, needed, run_id, chunks, progress)
+    finally:
+        for c in extra:
+            await _close(c)
+    progress(ProgressEvent("phase", name="verify", data={"run_id": run_id}))
+    try:
+        await _verify(conn, graph, run_id, ids)
+    except _DB_ERRORS as exc:
+        raise _failed(run_id, "(verification)", exc) from exc
+    return deleted
+
+
 async def _down_run(
-    conn: asyncpg.Connection, graphs: _Graphs, run_id: str, settings: DownSettings, progress: ProgressCallback
+    conn: asyncpg.Connection,
+    db: ResolvedDatabase,
+    graphs: _Graphs,
+    run_id: str,
+    settings: DownSettings,
+    progress: ProgressCallback,
 ) -> RunTeardown:
     started = time.monotonic()
     schema = settings.ledger_schema
@@ -447,18 +509,12 @@ async def _down_run(
             )
             ids = await run_tenant_ids(conn, run_id, schema)
             if ids:
-                graph = await graphs.get(run)
-                progress(ProgressEvent("phase", name="check", data={"run_id": run_id}))
-                needed = await _check(conn, graph, run_id, ids)
-                await set_status(conn, run_id, "tearing_down", schema=schema)
-                progress(ProgressEvent("phase", name="delete", data={"run_id": run_id}))
-                chunks = _chunks(ids, settings.batch_tenants)
-                deleted = await _delete(conn, graph, needed, run_id, chunks, progress)
-                progress(ProgressEvent("phase", name="verify", data={"run_id": run_id}))
                 try:
-                    await _verify(conn, graph, run_id, ids)
-                except _DB_ERRORS as exc:
-                    raise _failed(run_id, "(verification)", exc) from exc
+                    deleted = await _remove_rows(conn, db, await graphs.get(run), run_id, ids, settings, progress)
+                except asyncio.CancelledError:
+                    raise Interrupted(
+                        f"Interrupted: run {run_id} is not fully removed; 'provision down {run_id}' finishes the job."
+                    ) from None
             await set_status(conn, run_id, "removed", schema=schema)
         creds = _remove_credentials(settings.state_dir, run_id)
         if settings.forget:
@@ -483,14 +539,14 @@ async def _down_run(
 async def provision_down(settings: DownSettings, progress: ProgressCallback = null_progress) -> DownResult:
     """Tear down one run, the newest, or all; see the module docstring for the order of work."""
     started = time.monotonic()
-    conn, target = await _connect(settings)
+    conn, db = await _connect(settings)
     try:
         graphs = _Graphs(conn, settings, progress)
         runs = await _select_runs(conn, settings)
-        results = [await _down_run(conn, graphs, r.run_id, settings, progress) for r in runs]
+        results = [await _down_run(conn, db, graphs, r.run_id, settings, progress) for r in runs]
         for w in graphs.warnings:
             progress(ProgressEvent("warning", message=w))
-        return DownResult(target, tuple(results), graphs.warnings, time.monotonic() - started)
+        return DownResult(db.masked, tuple(results), graphs.warnings, time.monotonic() - started)
     finally:
         await _close(conn)
 

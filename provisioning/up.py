@@ -50,7 +50,7 @@ from .passwords import (
 )
 from .progress import ProgressCallback, ProgressEvent, null_progress
 from .reflect import FilledColumn, TablePlan, plan_tables, reflect_tables
-from .runpool import build_pool_files, unique_password_hook
+from .runpool import apply_hashes, build_pool_files, pending_hashes, unique_password_hook
 from .scales import DEFAULT_SKEW, MAX_SKEW, ScaleCounts, resolve_counts
 from .schema_map import SchemaMap, load_schema_map
 from .sequences import reserve_id_blocks
@@ -229,6 +229,8 @@ class _Run:
         self.run_id = ledger.new_run_id()
         self.phases: dict[str, float] = {}
         self.workers: list[asyncpg.Connection] = []
+        self.tasks: list[asyncio.Task[Any]] = []
+        self.side_conns: list[asyncpg.Connection] = []  # connections besides the load's workers
         self.plans: dict[str, TablePlan] = {}
         self.tenant_ids: list[Any] = []
         self.recorded = False
@@ -256,10 +258,13 @@ class _Run:
         be busy inside a statement (they notice a closed socket only when they next read
         from it), holding row locks the deletes would wait for: they are terminated first.
         """
-        pids = [w.get_server_pid() for w in self.workers]
+        for task in self.tasks:
+            task.cancel()
+        dropped = [*self.workers, *self.side_conns]
+        pids = [w.get_server_pid() for w in dropped]
         if ctl is None and self.ctl_pid is not None:
             pids.append(self.ctl_pid)
-        for w in self.workers:
+        for w in dropped:
             w.terminate()
         remove_run_dir(self.prep.state_dir, self.run_id)
         if not self.recorded:
@@ -286,6 +291,33 @@ class _Run:
                 conn.terminate()
 
 
+async def _apply_hashes(
+    run: _Run,
+    plan: TablePlan,
+    column: str,
+    hashing: asyncio.Task[PasswordSet],
+    users_in: asyncio.Event,
+    placeholders: tuple[str, ...],
+) -> PasswordSet:
+    """Once bcrypt is done and the users are committed, put the real hashes in (own connection)."""
+    passwords = await hashing
+    await users_in.wait()
+    conn = await _open(run.db)
+    run.side_conns.append(conn)
+    try:
+        updated = await apply_hashes(conn, plan, column, run.tenant_ids, placeholders, passwords.hashes)
+    finally:
+        run.side_conns.remove(conn)
+        await _close(conn)
+    if updated != run.prep.counts.users:
+        raise ProvisioningFailed(
+            f"Only {updated} of {run.prep.counts.users} users of run {run.run_id} got their password hash.",
+            run_id=run.run_id,
+            table="users",
+        )
+    return passwords
+
+
 async def _stop_backends(conn: asyncpg.Connection, pids: list[int]) -> None:
     """Terminate our own dropped backends (matched by pid and application name), waiting for them."""
     if not pids:
@@ -304,7 +336,6 @@ async def provision_up(settings: UpSettings, progress: ProgressCallback = null_p
     started = time.perf_counter()
     prep = prepare_run(settings)
     db = resolve_database(settings.database_url, state_dir=prep.state_dir, allow_remote=settings.allow_remote)
-    ensure_state_dir(prep.state_dir)
     run = _Run(settings, prep, db, progress)
     ctl = await _open(db)
     run.ctl_pid = ctl.get_server_pid()
@@ -350,10 +381,10 @@ async def provision_up(settings: UpSettings, progress: ProgressCallback = null_p
         hashing = asyncio.create_task(run.hash_passwords())
 
         t = time.perf_counter()
+        ensure_state_dir(prep.state_dir)  # refuse an unsafe state directory before writing anything
         await ledger.ensure_ledger(ctl, settings.ledger_schema)
-        await ledger.acquire_run_lock(
-            ctl, run.run_id
-        )  # before the row exists: never a lockless 'provisioning'
+        # the lock comes before the run's row: a 'provisioning' run is never without its lock
+        await ledger.acquire_run_lock(ctl, run.run_id)
         await ledger.create_run(
             ctl,
             run_id=run.run_id,
@@ -392,7 +423,7 @@ async def _fail(run: _Run, ctl: asyncpg.Connection, exc: BaseException) -> BaseE
     if not run.recorded:  # nothing of the run was written yet
         for w in run.workers:
             w.terminate()
-        ctl.terminate()
+        await _close(ctl)
         return Interrupted("Interrupted before anything was written.") if interrupted else exc
     if isinstance(exc, ProvisionError):
         reason = exc.message.rstrip(".")
@@ -469,7 +500,6 @@ async def _provision(
         ids = IntegerIds(await reserve_id_blocks(ctl, plans, counts))
     else:
         ids = UuidIds(run.run_id)
-    passwords = await hashing
     spec = GenerationSpec(
         seed=prep.seed,
         namespace=run.run_id,
@@ -477,10 +507,39 @@ async def _provision(
         skew=prep.skew,
         password_slots=prep.password_slots,
     )
-    unique = passwords if settings.unique_passwords else None
-    slot_hashes = passwords.hashes[: prep.password_slots] if unique is None else ("",) * prep.password_slots
-    dataset = Dataset(spec, slot_hashes)
+    hash_column = prep.schema_map.column_name("users", "hashed_password")
+    # With parallel streams, users are loaded with placeholders while bcrypt still runs
+    # (see runpool.pending_hashes), so hashing overlaps the load instead of preceding it.
+    deferred = (
+        settings.streams > 1
+        and not settings.unique_passwords
+        and plans["users"].position(hash_column) is not None
+    )
+    unique: PasswordSet | None = None
+    apply_task: asyncio.Task[PasswordSet] | None = None
     run.tenant_ids = [ids.id("tenants", i) for i in range(prep.counts.tenants)]
+    load_progress = progress
+    if deferred:
+        placeholders = pending_hashes(run.run_id, prep.password_slots)
+        dataset = Dataset(spec, placeholders)
+        users_in = asyncio.Event()
+
+        def load_progress(event: ProgressEvent) -> None:
+            if event.kind == "table_done" and event.table == "users":
+                users_in.set()
+            progress(event)
+
+        apply_task = asyncio.create_task(
+            _apply_hashes(run, plans["users"], hash_column, hashing, users_in, placeholders)
+        )
+        run.tasks.append(apply_task)
+    else:
+        passwords = await hashing
+        unique = passwords if settings.unique_passwords else None
+        slot_hashes = (
+            passwords.hashes[: prep.password_slots] if unique is None else ("",) * prep.password_slots
+        )
+        dataset = Dataset(spec, slot_hashes)
 
     t = time.perf_counter()
     run.phase("load", streams=settings.streams)
@@ -501,10 +560,12 @@ async def _provision(
         split_rows=settings.split_rows,
         tenant_status_column=status_column,
         hooks=hooks,
-        progress=progress,
+        progress=load_progress,
         workers=run.workers,
         failed=run.failed_tables,
     )
+    if apply_task is not None:
+        passwords = await apply_task
     run.phases["load"] = time.perf_counter() - t
     for load in outcome.tables:
         if load.rows != counts[load.table]:
@@ -517,7 +578,8 @@ async def _provision(
 
     t = time.perf_counter()
     run.phase("analyze")
-    await analyze_tables([ctl, *[w for w in run.workers if not w.is_closed()]], plans, progress)
+    left = {t: p for t, p in plans.items() if t not in outcome.analyzed}
+    await analyze_tables([ctl, *[w for w in run.workers if not w.is_closed()]], left, progress)
     for w in run.workers:
         await w.close()
     run.workers.clear()

@@ -88,9 +88,16 @@ class EndpointFigures:
 
     def as_dict(self) -> dict[str, float | int | str]:
         return {
-            "method": self.method, "name": self.name, "requests": self.requests, "failures": self.failures,
-            "error_rate_pct": round(self.error_rate_pct, 4), "p50_ms": self.p50_ms, "p95_ms": self.p95_ms,
-            "p99_ms": self.p99_ms, "avg_ms": round(self.avg_ms, 2), "rps": round(self.rps, 3),
+            "method": self.method,
+            "name": self.name,
+            "requests": self.requests,
+            "failures": self.failures,
+            "error_rate_pct": round(self.error_rate_pct, 4),
+            "p50_ms": self.p50_ms,
+            "p95_ms": self.p95_ms,
+            "p99_ms": self.p99_ms,
+            "avg_ms": round(self.avg_ms, 2),
+            "rps": round(self.rps, 3),
         }
 
 
@@ -124,12 +131,18 @@ class Check:
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "name": self.name, "target": self.target, "measured": self.measured, "verdict": self.verdict,
-            "target_value": self.target_value, "measured_value": self.measured_value,
+            "name": self.name,
+            "target": self.target,
+            "measured": self.measured,
+            "verdict": self.verdict,
+            "target_value": self.target_value,
+            "measured_value": self.measured_value,
         }
 
 
-def _figures(entry: StatsEntry, duration_s: float, *, method: str | None = None, name: str | None = None) -> EndpointFigures:
+def _figures(
+    entry: StatsEntry, duration_s: float, *, method: str | None = None, name: str | None = None
+) -> EndpointFigures:
     has = entry.num_requests > 0
     return EndpointFigures(
         method=entry.method if method is None else method,
@@ -194,32 +207,85 @@ def evaluate(figures: RunFigures, targets: GateTargets) -> list[Check]:
     if total.requests == 0:
         checks.append(Check("requests made (logins apart)", "> 0", "0", False, 1, 0))
     else:
-        checks.append(Check("p95, all endpoints but logins", f"< {_ms(targets.p95_ms)}", _ms(total.p95_ms),
-                            total.p95_ms < targets.p95_ms, targets.p95_ms, total.p95_ms))
+        checks.append(
+            Check(
+                "p95, all endpoints but logins",
+                f"< {_ms(targets.p95_ms)}",
+                _ms(total.p95_ms),
+                total.p95_ms < targets.p95_ms,
+                targets.p95_ms,
+                total.p95_ms,
+            )
+        )
     for ep in figures.endpoints:
         if ep.requests == 0 or ep.name in figures.login_names:
             continue
-        checks.append(Check(f"p95 {ep.method} {ep.name}", f"< {_ms(targets.endpoint_p95_ms)}", _ms(ep.p95_ms),
-                            ep.p95_ms < targets.endpoint_p95_ms, targets.endpoint_p95_ms, ep.p95_ms))
+        checks.append(
+            Check(
+                f"p95 {ep.method} {ep.name}",
+                f"< {_ms(targets.endpoint_p95_ms)}",
+                _ms(ep.p95_ms),
+                ep.p95_ms < targets.endpoint_p95_ms,
+                targets.endpoint_p95_ms,
+                ep.p95_ms,
+            )
+        )
     if total.requests:
         rate = total.error_rate_pct
-        checks.append(Check("error rate, all endpoints but logins", f"< {targets.error_rate_pct:g} %",
-                            f"{rate:.2f} % ({total.failures}/{total.requests})", rate < targets.error_rate_pct,
-                            targets.error_rate_pct, rate))
+        checks.append(
+            Check(
+                "error rate, all endpoints but logins",
+                f"< {targets.error_rate_pct:g} %",
+                f"{rate:.2f} % ({total.failures}/{total.requests})",
+                rate < targets.error_rate_pct,
+                targets.error_rate_pct,
+                rate,
+            )
+        )
     rps = total.rps
-    checks.append(Check("throughput, all endpoints but logins", f"> {targets.min_rps:g} req/s", f"{rps:.1f} req/s",
-                        rps > targets.min_rps, targets.min_rps, rps))
+    checks.append(
+        Check(
+            "throughput, all endpoints but logins",
+            f"> {targets.min_rps:g} req/s",
+            f"{rps:.1f} req/s",
+            rps > targets.min_rps,
+            targets.min_rps,
+            rps,
+        )
+    )
     if figures.logins is not None and figures.logins.requests:
         lg = figures.logins
-        checks.append(Check("logins p95", f"< {_ms(targets.login_p95_ms)}", _ms(lg.p95_ms),
-                            lg.p95_ms < targets.login_p95_ms, targets.login_p95_ms, lg.p95_ms))
-        checks.append(Check("logins error rate", f"< {targets.login_error_rate_pct:g} %",
-                            f"{lg.error_rate_pct:.2f} % ({lg.failures}/{lg.requests})",
-                            lg.error_rate_pct < targets.login_error_rate_pct, targets.login_error_rate_pct,
-                            lg.error_rate_pct))
+        checks.append(
+            Check(
+                "logins p95",
+                f"< {_ms(targets.login_p95_ms)}",
+                _ms(lg.p95_ms),
+                lg.p95_ms < targets.login_p95_ms,
+                targets.login_p95_ms,
+                lg.p95_ms,
+            )
+        )
+        checks.append(
+            Check(
+                "logins error rate",
+                f"< {targets.login_error_rate_pct:g} %",
+                f"{lg.error_rate_pct:.2f} % ({lg.failures}/{lg.requests})",
+                lg.error_rate_pct < targets.login_error_rate_pct,
+                targets.login_error_rate_pct,
+                lg.error_rate_pct,
+            )
+        )
     if figures.isolation_requests:
-        checks.append(Check("tenant isolation breaches", "= 0", str(figures.isolation_breaches),
-                            figures.isolation_breaches == 0, 0, figures.isolation_breaches))
+        checks.append(
+            Check(
+                "tenant isolation breaches",
+                "= 0",
+                str(figures.isolation_breaches),
+                figures.isolation_breaches == 0,
+                0,
+                figures.isolation_breaches,
+            )
+        )
     return checks
 
 

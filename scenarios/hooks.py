@@ -26,12 +26,12 @@ from typing import Any
 
 import gevent
 import locust
-from locust import events, log as locust_log
-from locust.env import Environment
-from locust.runners import WorkerRunner
-
 from agentic_loadkit.provisioning._version import __version__
 from agentic_loadkit.provisioning.errors import CredentialsError, InputError, ProvisionError
+from locust import events
+from locust import log as locust_log
+from locust.env import Environment
+from locust.runners import WorkerRunner
 
 from .credentials import PoolSource, TenantCatalog, load_accounts, load_catalog, resolve_pool_source
 from .gate import EXIT_BREACH, EXIT_PASS, Check, collect_figures, evaluate, render_table
@@ -128,7 +128,7 @@ def _configure_shape(environment: Environment, state: RunState, worker: bool) ->
         run_time=float(run_time) if run_time else None,
     )
     shape.profile = state.profile
-    if run_time:
+    if run_time and ns is not None:
         ns.run_time = None  # the shape ends the run itself; Locust's timer would start after the shape
     p = state.profile
     log.info("Load profile %s: %d users for %.0f s (%s).", p.name, p.peak_users, p.duration_s, p.description)
@@ -167,6 +167,9 @@ def _setup(environment: Environment) -> None:
     if worker:
         install_pool_worker(environment)
         return
+    ns = environment.parsed_options
+    if getattr(ns, "headless", False) and not environment.host:
+        raise InputError("No platform URL was given: pass --host, e.g. --host http://127.0.0.1:8000.")
     state.routes = load_routes(opts.routes)
     if opts.baseline:
         state.baseline = load_baseline(opts.baseline)
@@ -178,8 +181,11 @@ def _setup(environment: Environment) -> None:
     install_metrics(environment)
     log.info(
         "Credentials pool: %d accounts of %d tenants from %s (run %s), --pool-exhausted %s.",
-        broker.size, len({a.tenant_id for a in accounts}), state.source.credentials,
-        state.catalog.run_id or "unknown", opts.pool_exhausted,
+        broker.size,
+        len({a.tenant_id for a in accounts}),
+        state.source.credentials,
+        state.catalog.run_id or "unknown",
+        opts.pool_exhausted,
     )
 
 
@@ -215,16 +221,22 @@ def _on_test_start(environment: Environment, **_kw: Any) -> None:
         )
 
 
-def _notes(state: RunState, figures: Any, broker: PoolBroker | None, exceptions: int) -> list[str]:
+def _notes(state: RunState, figures: Any, broker: PoolBroker | None, exceptions: int, host: str | None) -> list[str]:
     notes: list[str] = []
     if figures.rate_limited:
-        limits = sorted({m.group(1) for name, _ in figures.errors if (m := re.search(r"X-RateLimit-Limit: (\w+)", name))})
+        limits = sorted(
+            {m.group(1) for name, _ in figures.errors if (m := re.search(r"X-RateLimit-Limit: (\w+)", name))}
+        )
         notes.append(
             f"{figures.rate_limited} answers were 429 Too Many Requests: the platform's rate limiter "
             f"(X-RateLimit-Limit {', '.join(limits) or 'not given'} per client) throttled the load generator, "
             f"so they measure the limiter, not the API; run the platform with RATE_LIMIT_ENABLED=false "
             f"(or higher RATE_LIMIT_PER_MINUTE/RATE_LIMIT_PER_HOUR) for load tests."
         )
+    if figures.totals.requests + (figures.logins.requests if figures.logins else 0) > 0 and not any(
+        e.requests > e.failures for e in figures.endpoints
+    ):
+        notes.append(f"No request succeeded: is the platform at {host} up and reachable?")
     if broker is not None and broker.reused:
         notes.append(
             f"The pool was short: {broker.reused} leases shared an account already in use "
@@ -285,7 +297,7 @@ def _on_quitting(environment: Environment, **_kw: Any) -> None:
         code = None
     else:
         code = EXIT_BREACH if any(c.passed is False for c in checks) else EXIT_PASS
-    notes = _notes(state, figures, broker, exceptions)
+    notes = _notes(state, figures, broker, exceptions, environment.host)
     if state.options.gate:
         state.table = render_table(checks, notes=notes)
     elif notes:
@@ -308,4 +320,3 @@ def _on_quit(exit_code: int, **_kw: Any) -> None:
             sys.stdout.write("\n" + state.table + "\n")
             sys.stdout.flush()
             state.table = None
-

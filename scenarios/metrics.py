@@ -52,7 +52,9 @@ class _Writer:
     def __init__(self) -> None:
         self.lines: list[str] = []
 
-    def family(self, name: str, kind: str, help_text: str, samples: Iterable[tuple[dict[str, str], float | int]]) -> None:
+    def family(
+        self, name: str, kind: str, help_text: str, samples: Iterable[tuple[dict[str, str], float | int]]
+    ) -> None:
         self.lines.append(f"# HELP {name} {help_text}")
         self.lines.append(f"# TYPE {name} {kind}")
         for labels, value in samples:
@@ -70,41 +72,68 @@ def render_metrics(environment: Environment) -> str:
     lines = [*entries, stats.total]
     ids = [{"method": e.method or "", "name": e.name} for e in lines]
     out = _Writer()
-    out.family("locust_requests_total", "counter", "Requests made, per endpoint.",
-               [(i, e.num_requests) for i, e in zip(ids, lines, strict=True)])
-    out.family("locust_failures_total", "counter", "Failed requests, per endpoint.",
-               [(i, e.num_failures) for i, e in zip(ids, lines, strict=True)])
-    out.family("locust_requests_per_second", "gauge", "Current requests per second (last ~10 s), per endpoint.",
-               [(i, float(e.current_rps or 0.0)) for i, e in zip(ids, lines, strict=True)])
+    out.family(
+        "locust_requests_total",
+        "counter",
+        "Requests made, per endpoint.",
+        [(i, e.num_requests) for i, e in zip(ids, lines, strict=True)],
+    )
+    out.family(
+        "locust_failures_total",
+        "counter",
+        "Failed requests, per endpoint.",
+        [(i, e.num_failures) for i, e in zip(ids, lines, strict=True)],
+    )
+    out.family(
+        "locust_requests_per_second",
+        "gauge",
+        "Current requests per second (last ~10 s), per endpoint.",
+        [(i, float(e.current_rps or 0.0)) for i, e in zip(ids, lines, strict=True)],
+    )
     percentiles: list[tuple[dict[str, str], float | int]] = []
     for i, e in zip(ids, lines, strict=True):
         if e.num_requests:
             for q in QUANTILES:
                 percentiles.append(({**i, "quantile": str(q)}, e.get_response_time_percentile(q)))
-    out.family("locust_response_time_milliseconds", "gauge",
-               "Response-time percentiles over the whole run, per endpoint.", percentiles)
+    out.family(
+        "locust_response_time_milliseconds",
+        "gauge",
+        "Response-time percentiles over the whole run, per endpoint.",
+        percentiles,
+    )
     users = runner.user_count if runner is not None else 0
     out.family("locust_users", "gauge", "Simulated users running.", [({}, users)])
     workers = runner.worker_count if isinstance(runner, MasterRunner) else 0
-    out.family("locust_workers", "gauge", "Workers connected to the master (0 when not distributed).",
-               [({}, workers)])
+    out.family("locust_workers", "gauge", "Workers connected to the master (0 when not distributed).", [({}, workers)])
     broker = broker_for(environment)
     if broker is not None:
         snap = broker.snapshot()
-        out.family("loadkit_pool_accounts", "gauge", "Credentials-pool accounts by state.",
-                   [({"state": "in_use"}, snap.in_use), ({"state": "free"}, snap.free)])
+        out.family(
+            "loadkit_pool_accounts",
+            "gauge",
+            "Credentials-pool accounts by state.",
+            [({"state": "in_use"}, snap.in_use), ({"state": "free"}, snap.free)],
+        )
         out.family("loadkit_pool_size", "gauge", "Accounts in the credentials pool.", [({}, snap.size)])
-        out.family("loadkit_pool_leases", "gauge", "Accounts leased to live users (above in_use only when reused).",
-                   [({}, broker.leases)])
-        out.family("loadkit_pool_reused_total", "counter",
-                   "Leases of an account already in use (--pool-exhausted reuse).", [({}, snap.reused)])
+        out.family(
+            "loadkit_pool_leases",
+            "gauge",
+            "Accounts leased to live users (above in_use only when reused).",
+            [({}, broker.leases)],
+        )
+        out.family(
+            "loadkit_pool_reused_total",
+            "counter",
+            "Leases of an account already in use (--pool-exhausted reuse).",
+            [({}, snap.reused)],
+        )
     return out.text()
 
 
 def install_metrics(environment: Environment) -> None:
     """Add ``/metrics`` to the environment's web UI (if there is one)."""
     web_ui = environment.web_ui
-    if web_ui is None:
+    if web_ui is None or web_ui.app is None:
         return
     from flask import Response
 

@@ -29,52 +29,138 @@ def add_options(parser: Any) -> None:
         "Agentic loadkit",
         "Options of the agentic-loadkit scenarios (credentials pool, load profiles, pass/fail gate).",
     )
-    group.add_argument("--credentials", metavar="PATH", env_var="LOADKIT_CREDENTIALS", default=None,
-                       help="Credentials pool: a credentials.csv or a run directory. "
-                            "Default: the newest ready run under the state directory.")
-    group.add_argument("--state-dir", metavar="DIR", env_var="PROVISION_STATE_DIR", default=None,
-                       help="The toolkit's state directory (default ./.provision), searched for the newest run.")
-    group.add_argument("--pool-exhausted", choices=POLICIES, default="fail",
-                       help="When more users run than the pool has accounts: 'fail' stops the test (exit 12), "
-                            "'reuse' shares accounts and counts it. Default: fail.")
-    group.add_argument("--pool-timeout", type=float, metavar="SECONDS", default=60.0,
-                       help="How long a worker's user waits for the master to lease an account. Default: 60.")
-    group.add_argument("--routes", metavar="FILE.toml", default=None,
-                       help="Endpoint paths and answer keys for platforms whose paths differ from the contract.")
-    group.add_argument("--load-profile", metavar="NAME", env_var="LOADKIT_LOAD_PROFILE", default=None,
-                       help="Run one of the guide's profiles as a load shape: light, medium, heavy, spike.")
-    group.add_argument("--time-scale", type=float, metavar="FACTOR", default=1.0,
-                       help="Multiply the profile's durations by FACTOR (and divide its spawn rates), "
-                            "e.g. 0.1 for a CI run at a tenth of the length. Default: 1.")
-    group.add_argument("--wait-time", metavar="MIN-MAX", default=DEFAULT_WAIT_TIME,
-                       help="Think time between a user's tasks in seconds: 'MIN-MAX' (uniform) or one number. "
-                            f"Default: {DEFAULT_WAIT_TIME}.")
-    group.add_argument("--request-timeout", type=float, metavar="SECONDS", default=10.0,
-                       help="Network timeout of every request; a slower answer counts as a failure. Default: 10.")
-    group.add_argument("--isolation-probes", type=int, metavar="N", default=0,
-                       help="Also run N TenantIsolationProbe users (they request other tenants' objects "
-                            "and fail on any answer but 404/403). Default: 0.")
-    group.add_argument("--no-gate", action="store_true", default=False,
-                       help="Do not judge the run: Locust's own exit codes apply.")
-    group.add_argument("--gate-p95-ms", type=float, default=GateTargets.p95_ms,
-                       help="Target: p95 of all endpoints but logins, in ms. Default: 500.")
-    group.add_argument("--gate-endpoint-p95-ms", type=float, default=GateTargets.endpoint_p95_ms,
-                       help="Target: p95 of each endpoint, in ms. Default: 500.")
-    group.add_argument("--gate-error-rate", type=float, metavar="PCT", default=GateTargets.error_rate_pct,
-                       help="Target: error rate of all endpoints but logins, in percent. Default: 1.")
-    group.add_argument("--gate-min-rps", type=float, default=GateTargets.min_rps,
-                       help="Target: requests/s of all endpoints but logins. Default: 100.")
-    group.add_argument("--gate-login-p95-ms", type=float, default=GateTargets.login_p95_ms,
-                       help="Target: p95 of logins, in ms. Default: 2000.")
-    group.add_argument("--gate-login-error-rate", type=float, metavar="PCT",
-                       default=GateTargets.login_error_rate_pct,
-                       help="Target: error rate of logins, in percent. Default: 1.")
-    group.add_argument("--results-json", metavar="PATH", default=None,
-                       help="Write the run's figures, the gate's verdicts and the data's run id to PATH.")
-    group.add_argument("--baseline", metavar="PATH", default=None,
-                       help="An earlier --results-json file: fail on a p95 or throughput regression.")
-    group.add_argument("--max-regression", type=float, metavar="PCT", default=10.0,
-                       help="Regression allowed against --baseline, in percent. Default: 10.")
+    group.add_argument(
+        "--credentials",
+        metavar="PATH",
+        env_var="LOADKIT_CREDENTIALS",
+        default=None,
+        help="Credentials pool: a credentials.csv or a run directory. "
+        "Default: the newest ready run under the state directory.",
+    )
+    group.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        env_var="PROVISION_STATE_DIR",
+        default=None,
+        help="The toolkit's state directory (default ./.provision), searched for the newest run.",
+    )
+    group.add_argument(
+        "--pool-exhausted",
+        choices=POLICIES,
+        default="fail",
+        help="When more users run than the pool has accounts: 'fail' stops the test (exit 12), "
+        "'reuse' shares accounts and counts it. Default: fail.",
+    )
+    group.add_argument(
+        "--pool-timeout",
+        type=float,
+        metavar="SECONDS",
+        default=60.0,
+        help="How long a worker's user waits for the master to lease an account. Default: 60.",
+    )
+    group.add_argument(
+        "--routes",
+        metavar="FILE.toml",
+        default=None,
+        help="Endpoint paths and answer keys for platforms whose paths differ from the contract.",
+    )
+    group.add_argument(
+        "--load-profile",
+        metavar="NAME",
+        env_var="LOADKIT_LOAD_PROFILE",
+        default=None,
+        help="Run one of the guide's profiles as a load shape: light, medium, heavy, spike.",
+    )
+    group.add_argument(
+        "--time-scale",
+        type=float,
+        metavar="FACTOR",
+        default=1.0,
+        help="Multiply the profile's durations by FACTOR (and divide its spawn rates), "
+        "e.g. 0.1 for a CI run at a tenth of the length. Default: 1.",
+    )
+    group.add_argument(
+        "--wait-time",
+        metavar="MIN-MAX",
+        default=DEFAULT_WAIT_TIME,
+        help="Think time between a user's tasks in seconds: 'MIN-MAX' (uniform) or one number. "
+        f"Default: {DEFAULT_WAIT_TIME}.",
+    )
+    group.add_argument(
+        "--request-timeout",
+        type=float,
+        metavar="SECONDS",
+        default=10.0,
+        help="Network timeout of every request; a slower answer counts as a failure. Default: 10.",
+    )
+    group.add_argument(
+        "--isolation-probes",
+        type=int,
+        metavar="N",
+        default=0,
+        help="Also run N TenantIsolationProbe users (they request other tenants' objects "
+        "and fail on any answer but 404/403). Default: 0.",
+    )
+    group.add_argument(
+        "--no-gate", action="store_true", default=False, help="Do not judge the run: Locust's own exit codes apply."
+    )
+    group.add_argument(
+        "--gate-p95-ms",
+        type=float,
+        default=GateTargets.p95_ms,
+        help="Target: p95 of all endpoints but logins, in ms. Default: 500.",
+    )
+    group.add_argument(
+        "--gate-endpoint-p95-ms",
+        type=float,
+        default=GateTargets.endpoint_p95_ms,
+        help="Target: p95 of each endpoint, in ms. Default: 500.",
+    )
+    group.add_argument(
+        "--gate-error-rate",
+        type=float,
+        metavar="PCT",
+        default=GateTargets.error_rate_pct,
+        help="Target: error rate of all endpoints but logins, in percent. Default: 1.",
+    )
+    group.add_argument(
+        "--gate-min-rps",
+        type=float,
+        default=GateTargets.min_rps,
+        help="Target: requests/s of all endpoints but logins. Default: 100.",
+    )
+    group.add_argument(
+        "--gate-login-p95-ms",
+        type=float,
+        default=GateTargets.login_p95_ms,
+        help="Target: p95 of logins, in ms. Default: 2000.",
+    )
+    group.add_argument(
+        "--gate-login-error-rate",
+        type=float,
+        metavar="PCT",
+        default=GateTargets.login_error_rate_pct,
+        help="Target: error rate of logins, in percent. Default: 1.",
+    )
+    group.add_argument(
+        "--results-json",
+        metavar="PATH",
+        default=None,
+        help="Write the run's figures, the gate's verdicts and the data's run id to PATH.",
+    )
+    group.add_argument(
+        "--baseline",
+        metavar="PATH",
+        default=None,
+        help="An earlier --results-json file: fail on a p95 or throughput regression.",
+    )
+    group.add_argument(
+        "--max-regression",
+        type=float,
+        metavar="PCT",
+        default=10.0,
+        help="Regression allowed against --baseline, in percent. Default: 10.",
+    )
 
 
 def parse_wait_time(spec: str) -> tuple[float, float]:

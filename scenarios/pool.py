@@ -34,11 +34,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import gevent
+from agentic_loadkit.provisioning.errors import CredentialsError
 from gevent.event import AsyncResult
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
-
-from agentic_loadkit.provisioning.errors import CredentialsError
 
 from .credentials import Account, TenantCatalog
 from .routes import Routes
@@ -186,7 +185,13 @@ class PoolBroker:
 
     def snapshot(self) -> PoolSnapshot:
         return PoolSnapshot(
-            self.size, self.in_use, self.free, self.peak_in_use, self.checkouts, self.reused, self.policy,
+            self.size,
+            self.in_use,
+            self.free,
+            self.peak_in_use,
+            self.checkouts,
+            self.reused,
+            self.policy,
             self.exhausted_need,
         )
 
@@ -326,7 +331,8 @@ class WorkerPoolClient:
 
     def _on_lease(self, environment: Environment, msg: Any, **_kw: Any) -> None:
         data = msg.data or {}
-        waiting = self._pending.pop(data.get("rid"), None)
+        rid = data.get("rid")
+        waiting = self._pending.pop(rid, None) if isinstance(rid, int) else None
         if waiting is None:
             self._hand_back(data)  # the user that asked is gone
         else:
@@ -341,9 +347,7 @@ def pool_client_for(environment: Environment) -> PoolClient:
     """The pool client installed for this environment (by the scenarios' init hook)."""
     client = _CLIENTS.get(environment)
     if client is None:
-        raise CredentialsError(
-            "No credentials pool is installed; run the scenarios through scenarios/locustfile.py."
-        )
+        raise CredentialsError("No credentials pool is installed; run the scenarios through scenarios/locustfile.py.")
     return client
 
 
@@ -352,9 +356,7 @@ def broker_for(environment: Environment) -> PoolBroker | None:
     return _BROKERS.get(environment)
 
 
-def install_pool_master(
-    environment: Environment, broker: PoolBroker, on_exhausted: ExhaustedCallback
-) -> None:
+def install_pool_master(environment: Environment, broker: PoolBroker, on_exhausted: ExhaustedCallback) -> None:
     """Install the broker on the master or the local runner (and the message handlers on a master)."""
     _BROKERS[environment] = broker
     runner = environment.runner

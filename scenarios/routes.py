@@ -117,7 +117,8 @@ def load_routes(path: str | Path | None) -> Routes:
     unknown = set(doc) - {"paths", "list_keys", "login"}
     if unknown:
         raise InputError(
-            f"The routes file {source} has an unknown table '{sorted(unknown)[0]}'; known tables are paths, list_keys, login."
+            f"The routes file {source} has an unknown table '{sorted(unknown)[0]}'; "
+            "known tables are paths, list_keys, login."
         )
     paths = _table(doc, "paths", _PATH_KEYS, source)
     for key, value in paths.items():

@@ -33,9 +33,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from locust import LoadTestShape
-
 from agentic_loadkit.provisioning.errors import InputError
+from locust import LoadTestShape
 
 __all__ = ["PROFILES", "LoadProfile", "ProfileShape", "Stage", "resolve_profile"]
 

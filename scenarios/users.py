@@ -8,7 +8,10 @@ core of ``HttpUser``) does the session work:
 * a 401 on any call means the token expired or was revoked: the user logs in again
   ONCE and retries the call (re-logins are recorded as ``<login path> (re-login)``;
   the expired answer itself is not recorded, the retried call is);
-* ``on_stop`` hands the account back.
+* a failed login is retried at a later task, after a back-off (1 s doubling to 30 s),
+  so that a platform whose logins fail is not flooded with bcrypt work;
+* ``on_stop`` hands the account back.  A user that got no account (the pool ran dry)
+  ends quietly at its first task.
 
 Every answer is judged, never trusted: a status other than the expected one, a 429
 (counted and explained by the gate), a body that is not JSON, a list without its
@@ -17,9 +20,10 @@ user carries on.  No exception escapes a user: a platform misbehaving under load
 not kill greenlets (Locust's exit code 2).
 
 Class attributes a subclass may change: ``probe`` (ask the pool for other tenants'
-ids too), ``max_known_agents`` (how many agent ids a user remembers), and the task
-weights in ``tasks``.  Think time comes from ``--wait-time`` and the request timeout
-from ``--request-timeout``.
+ids too), ``max_known_agents`` (how many agent ids a user remembers),
+``login_backoff_s`` (first and longest wait after a failed login), and the task
+weights in ``tasks``.  Per instance: ``lease`` (the account and ids) and ``routes``.
+Think time comes from ``--wait-time``, the request timeout from ``--request-timeout``.
 """
 
 from __future__ import annotations
@@ -27,15 +31,15 @@ from __future__ import annotations
 import logging
 import random
 import secrets
+import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
+from agentic_loadkit.provisioning.errors import CredentialsError, InputError
 from locust import FastHttpUser
 from locust.env import Environment
 from locust.exception import StopUser
-
-from agentic_loadkit.provisioning.errors import CredentialsError, InputError
 
 from .gate import ISOLATION_BREACH, ISOLATION_PREFIX, RATE_LIMITED
 from .options import DEFAULT_WAIT_TIME, parse_wait_time
@@ -64,6 +68,9 @@ class AgenticBaseUser(FastHttpUser):
     """Ask the pool for other tenants' object ids too (the isolation probe)."""
     max_known_agents: ClassVar[int] = 200
     """Agent ids a user remembers (the manifest's, plus those it creates)."""
+    login_backoff_s: ClassVar[tuple[float, float]] = (1.0, 30.0)
+    """After a failed login, wait this long (doubling up to the maximum) before the next try:
+    a platform whose logins fail must not be flooded with bcrypt work by the load generator."""
 
     def __init__(self, environment: Environment) -> None:
         opts = environment.parsed_options
@@ -81,6 +88,8 @@ class AgenticBaseUser(FastHttpUser):
         self.routes = Routes()
         self._auth: dict[str, str] | None = None
         self._agent_ids: list[str] = []
+        self._login_failures = 0
+        self._next_login_at = 0.0
 
     def wait_time(self) -> float:
         return self._wait_min + self._wait_span * random.random()
@@ -130,13 +139,17 @@ class AgenticBaseUser(FastHttpUser):
                     pass
                 if isinstance(token, str) and token:
                     self._auth = {"Authorization": f"Bearer {token}"}
+                    self._login_failures = 0
                     resp.success()
                     return True
-                resp.failure(f"login answered 200 without a '{routes.token_field}'")
+                resp.failure(f"login answered 200 without the '{routes.token_field}' field")
             elif code == 429:
                 resp.failure(self._rate_limited(resp))
             elif code:
                 resp.failure(f"login refused: HTTP {code}")
+        self._login_failures += 1
+        first, longest = self.login_backoff_s
+        self._next_login_at = time.monotonic() + min(longest, first * 2 ** (self._login_failures - 1))
         return False
 
     # -- requests --------------------------------------------------------------------------------
@@ -167,8 +180,8 @@ class AgenticBaseUser(FastHttpUser):
         if auth and self._auth is None:
             if self.lease is None:
                 raise StopUser()  # no account: this user ends quietly
-            if not self.login(relogin=True):
-                return None
+            if time.monotonic() < self._next_login_at or not self.login(relogin=True):
+                return None  # the last login failed: no request until the back-off has passed
         resp = self._send(method, path, name, body, auth)
         if auth and resp.status_code == 401:
             if self.login(relogin=True):
@@ -222,7 +235,9 @@ class AgenticBaseUser(FastHttpUser):
             # the manifest knew no agent of this tenant: learn ids from a list (named apart)
             doc = self.call("GET", r.agents, r.agents + " (id lookup)", list_key=r.agents_key)
             items = doc.get(r.agents_key, []) if isinstance(doc, dict) else []
-            self._agent_ids = [str(i["id"]) for i in items if isinstance(i, dict) and "id" in i][: self.max_known_agents]
+            self._agent_ids = [str(i["id"]) for i in items if isinstance(i, dict) and "id" in i][
+                : self.max_known_agents
+            ]
             if not self._agent_ids:
                 return
         self.call("GET", r.agent_path(random.choice(self._agent_ids)), r.agent)
@@ -255,6 +270,8 @@ class AgenticBaseUser(FastHttpUser):
         self.call("GET", r.mcp_servers, r.mcp_servers, list_key=r.mcp_servers_key)
 
     def health(self) -> None:
+        if self.lease is None:
+            raise StopUser()  # no account: this user ends quietly
         r = self.routes
         with self.client.request("GET", r.health, name=r.health, catch_response=True) as resp:
             if resp.status_code == 200:
@@ -266,7 +283,8 @@ class AgenticBaseUser(FastHttpUser):
 class AgenticPlatformUser(AgenticBaseUser):
     """The guide's mixed user: agents 10, get agent 5, create agent 3, workflows 8, collections 5, MCP 2, health 1."""
 
-    tasks = {  # noqa: RUF012 - Locust's own convention for task weights
+    # Locust's metaclass turns this {task: weight} dict into its task list
+    tasks = {  # type: ignore[assignment]  # noqa: RUF012
         AgenticBaseUser.list_agents: 10,
         AgenticBaseUser.get_agent: 5,
         AgenticBaseUser.create_agent: 3,
@@ -280,7 +298,7 @@ class AgenticPlatformUser(AgenticBaseUser):
 class ReadOnlyUser(AgenticBaseUser):
     """The guide's read-only user: agents 20, workflows 10, collections 5."""
 
-    tasks = {  # noqa: RUF012
+    tasks = {  # type: ignore[assignment]  # noqa: RUF012
         AgenticBaseUser.list_agents: 20,
         AgenticBaseUser.list_workflows: 10,
         AgenticBaseUser.list_collections: 5,
@@ -324,7 +342,7 @@ class TenantIsolationProbe(AgenticBaseUser):
         if self._auth is None:
             if self.lease is None:
                 raise StopUser()
-            if not self.login(relogin=True):
+            if time.monotonic() < self._next_login_at or not self.login(relogin=True):
                 return
         for path, key in ((r.agents, r.agents_key), (r.workflows, r.workflows_key)):
             with self.client.request(
@@ -351,7 +369,7 @@ class TenantIsolationProbe(AgenticBaseUser):
         else:
             resp.success()
 
-    tasks = {  # noqa: RUF012
+    tasks = {  # type: ignore[assignment]  # noqa: RUF012
         probe_foreign_agent: 3,
         probe_foreign_workflow: 1,
         probe_own_lists: 1,

@@ -97,7 +97,6 @@ def test_locust_master_reads_the_pool_and_serves_8089(merged_compose: dict[str, 
     assert "--master" in command
     assert _option(command, "--host") == "http://api:8000"
     assert _option(command, "--web-port") == "8089"
-    assert "--prometheus" in command
     assert {"published": 8089, "target": 8089} in master["ports"]
     # the pool is read from the volume provision wrote (read-only), found via PROVISION_STATE_DIR
     state_dir = master["environment"]["PROVISION_STATE_DIR"]

@@ -37,10 +37,10 @@ BIN = Path(sys.executable).parent  # the virtualenv's provision and locust
 METRICS = {
     "locust_requests_total",
     "locust_failures_total",
-    "locust_current_rps",
-    "locust_response_time_ms",
+    "locust_requests_per_second",
+    "locust_response_time_milliseconds",
     "locust_users",
-    "locust_pool_accounts",
+    "loadkit_pool_accounts",
 }
 METRIC_LABELS = {"method", "name", "quantile", "state"}
 
@@ -202,7 +202,7 @@ def test_grafana_dashboard_queries_the_toolkits_metrics() -> None:
         assert {"x", "y", "w", "h"} <= set(panel["gridPos"])
         assert panel["targets"], panel["title"]
     exprs = _exprs(dashboard)
-    used = {m for e in exprs for m in re.findall(r"\blocust_[a-z_]+", e)}
+    used = {m for e in exprs for m in re.findall(r"\b(?:locust|loadkit)_[a-z_]+", e)}
     assert used == METRICS
     for e in exprs:
         for group in re.findall(r"\bby \(([^)]*)\)", e):
@@ -210,8 +210,8 @@ def test_grafana_dashboard_queries_the_toolkits_metrics() -> None:
         for label in re.findall(r"(\w+)=\"", e):
             assert label in METRIC_LABELS, e
     joined = "\n".join(exprs)
-    assert 'locust_response_time_ms{quantile="0.95"}' in joined
-    assert 'locust_pool_accounts{state="in_use"}' in joined and 'locust_pool_accounts{state="free"}' in joined
+    assert 'locust_response_time_milliseconds{quantile="0.95"}' in joined
+    assert 'loadkit_pool_accounts{state="in_use"}' in joined and 'loadkit_pool_accounts{state="free"}' in joined
 
 
 def test_prometheus_scrape_targets_the_master(
@@ -314,7 +314,7 @@ LOCUST_OPTIONS = [
     "--master", "--worker", "--master-host", "--web-port",
     # added by the scenarios' locustfile
     "--credentials", "--load-profile", "--time-scale", "--results-json", "--baseline",
-    "--max-regression", "--prometheus",
+    "--max-regression",
 ]
 EXAMPLE_TEXT = "\n".join(
     p.read_text() for p in (WORKFLOW, SCRIPT, REPO / "docker-compose.override.yml")

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-
 from agentic_loadkit.provisioning import ledger
 from agentic_loadkit.provisioning.dburl import DatabaseTarget
 
@@ -71,7 +70,9 @@ async def _tenant_rows(conn: asyncpg.Connection, tag: str, *, size: int = 1) -> 
             await conn.fetchval(
                 "INSERT INTO users (tenant_id, email, username, hashed_password, full_name) "
                 "VALUES ($1, $2, $3, '$2b$04$' || repeat('x', 53), 'A User') RETURNING id",
-                tid, f"u{i}.{tag}.{n}@example.com", f"u{i}{tag}{n}",
+                tid,
+                f"u{i}.{tag}.{n}@example.com",
+                f"u{i}{tag}{n}",
             )
         )
     counts["users"] = len(users)
@@ -81,39 +82,51 @@ async def _tenant_rows(conn: asyncpg.Connection, tag: str, *, size: int = 1) -> 
             await conn.fetchval(
                 "INSERT INTO agents (tenant_id, created_by, name, slug, system_prompt) "
                 "VALUES ($1, $2, $3, $4, repeat('You are helpful. ', 20)) RETURNING id",
-                tid, users[i % len(users)], f"Agent {i}", f"{tag}-a{i}",
+                tid,
+                users[i % len(users)],
+                f"Agent {i}",
+                f"{tag}-a{i}",
             )
         )
     counts["agents"] = len(agents)
     for i in range(2 * size):
         await conn.execute(
             "INSERT INTO workflows (tenant_id, created_by, name, slug) VALUES ($1, $2, $3, $4)",
-            tid, users[0], f"W {i}", f"{tag}-w{i}",
+            tid,
+            users[0],
+            f"W {i}",
+            f"{tag}-w{i}",
         )
         coll = await conn.fetchval(
             "INSERT INTO collections (tenant_id, name, slug) VALUES ($1, $2, $3) RETURNING id",
-            tid, f"C {i}", f"{tag}-c{i}",
+            tid,
+            f"C {i}",
+            f"{tag}-c{i}",
         )
         for j in range(2):
             await conn.execute("INSERT INTO documents (collection_id, title) VALUES ($1, $2)", coll, f"Doc {j}")
         await conn.execute(
             "INSERT INTO mcp_servers (tenant_id, name, slug, transport, url) "
             "VALUES ($1, $2, $3, 'sse', 'https://mcp.example.com/sse')",
-            tid, f"M {i}", f"{tag}-m{i}",
+            tid,
+            f"M {i}",
+            f"{tag}-m{i}",
         )
     counts.update(workflows=2 * size, collections=2 * size, documents=4 * size, mcp_servers=2 * size)
     for i, agent in enumerate(agents):  # what the platform makes while under load
         await conn.execute(
             "INSERT INTO conversations (tenant_id, agent_id, user_id, title) VALUES ($1, $2, $3, 'chat')",
-            tid, agent, users[i % len(users)],
+            tid,
+            agent,
+            users[i % len(users)],
         )
         await conn.execute(
             "INSERT INTO audit_events (tenant_id, user_id, action, object_id) VALUES ($1, $2, 'agent.create', $3)",
-            tid, users[i % len(users)], str(agent),
+            tid,
+            users[i % len(users)],
+            str(agent),
         )
-    await conn.execute(
-        "INSERT INTO audit_events (tenant_id, user_id, action) VALUES ($1, $2, 'login')", tid, users[0]
-    )
+    await conn.execute("INSERT INTO audit_events (tenant_id, user_id, action) VALUES ($1, $2, 'login')", tid, users[0])
     counts.update(conversations=len(agents), audit_events=len(agents) + 1)
     return tid, counts
 
@@ -132,9 +145,7 @@ async def seed_run_async(
     conn = await asyncpg.connect(target.asyncpg_url)
     try:
         await ledger.ensure_ledger(conn)
-        await ledger.create_run(
-            conn, run_id=run_id, scale="small", seed=1, counts={}, toolkit_version="test"
-        )
+        await ledger.create_run(conn, run_id=run_id, scale="small", seed=1, counts={}, toolkit_version="test")
         ids: list[str] = []
         total = dict.fromkeys(TABLES, 0)
         for _ in range(tenants):
@@ -229,3 +240,61 @@ def checksum(target: DatabaseTarget, exclude: Sequence[str] = (), schema: str = 
 
 def run_status(target: DatabaseTarget, run_id: str) -> str | None:
     return fetchval(target, "SELECT status FROM provisioning.runs WHERE run_id = $1", run_id)
+
+
+# A harder schema on top of the reference one: a self reference, a users ↔ agents cycle
+# through nullable keys, a two-column foreign key, a referencing table in another schema
+# (without an index), a tenant column of another type (text), and a tenant-column table
+# in another schema that teardown must leave alone.
+VARIANT_SQL = """
+ALTER TABLE agents ADD COLUMN parent_id uuid REFERENCES agents(id);
+CREATE INDEX ix_agents_parent_id ON agents (parent_id);
+ALTER TABLE users ADD COLUMN default_agent_id uuid REFERENCES agents(id);
+CREATE INDEX ix_users_default_agent_id ON users (default_agent_id);
+ALTER TABLE collections ADD CONSTRAINT uq_collections_id_tenant UNIQUE (id, tenant_id);
+CREATE TABLE collection_shares (
+    id bigserial PRIMARY KEY, collection_id uuid NOT NULL, tenant_id uuid NOT NULL, note text,
+    FOREIGN KEY (collection_id, tenant_id) REFERENCES collections (id, tenant_id));
+CREATE INDEX ix_collection_shares_coll ON collection_shares (collection_id, tenant_id);
+CREATE SCHEMA analytics;
+CREATE TABLE analytics.agent_stats (agent_id uuid NOT NULL REFERENCES public.agents(id) ON DELETE CASCADE, hits int);
+CREATE TABLE analytics.events (tenant_id uuid, what text);
+CREATE TABLE usage_logs (tenant_id text NOT NULL, n int);
+"""
+VARIANT_TABLES = ("collection_shares", "analytics.agent_stats", "usage_logs")
+
+
+async def variant_rows_async(target: DatabaseTarget, tenant_ids: Sequence[str]) -> dict[str, int]:
+    """Rows in the variant's extra tables (and links) for each tenant; returns rows per extra table."""
+    conn = await asyncpg.connect(target.asyncpg_url)
+    try:
+        counts = dict.fromkeys(VARIANT_TABLES, 0)
+        for tid in tenant_ids:
+            agents = [
+                r["id"]
+                for r in await conn.fetch("SELECT id FROM agents WHERE tenant_id = $1::text::uuid ORDER BY id", tid)
+            ]
+            await conn.execute("UPDATE agents SET parent_id = $1 WHERE id = ANY($2::uuid[])", agents[0], agents[1:])
+            await conn.execute(
+                "UPDATE users SET default_agent_id = $1 WHERE tenant_id = $2::text::uuid", agents[-1], tid
+            )
+            for a in agents:
+                await conn.execute("INSERT INTO analytics.agent_stats VALUES ($1, 1)", a)
+            n = await conn.fetchval(
+                "WITH i AS (INSERT INTO collection_shares (collection_id, tenant_id) "
+                "SELECT id, tenant_id FROM collections WHERE tenant_id = $1::text::uuid RETURNING 1) "
+                "SELECT count(*) FROM i",
+                tid,
+            )
+            await conn.execute("INSERT INTO usage_logs VALUES ($1, 1), ($1, 2)", tid)
+            await conn.execute("INSERT INTO analytics.events VALUES ($1::text::uuid, 'elsewhere')", tid)
+            counts["collection_shares"] += n
+            counts["analytics.agent_stats"] += len(agents)
+            counts["usage_logs"] += 2
+        return counts
+    finally:
+        await conn.close()
+
+
+def variant_rows(target: DatabaseTarget, tenant_ids: Sequence[str]) -> dict[str, int]:
+    return run(variant_rows_async(target, tenant_ids))

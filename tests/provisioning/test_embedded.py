@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -27,8 +31,18 @@ def _query(url: str) -> str:
     return asyncio.run(go())
 
 
-def test_embedded_lifecycle_and_resolver_fallback(tmp_path: Path) -> None:
-    state_dir = tmp_path / "st"
+@pytest.fixture
+def state_dir() -> Iterator[Path]:
+    # Not under pytest's tmp_path: other pytest sessions may reset /tmp/pytest-of-<user> to 0700, and the
+    # embedded server's own system user must traverse every parent of its data directory.
+    base = Path(tempfile.mkdtemp(prefix="loadkit-embedded-"))
+    os.chmod(base, 0o711)
+    yield base / "st"
+    EmbeddedPostgres(base / "st").stop()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_embedded_lifecycle_and_resolver_fallback(state_dir: Path) -> None:
     emb = EmbeddedPostgres(state_dir)
     assert not emb.status().running
     with pytest.raises(DatabaseUnreachable, match="not running"):

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import asyncpg
 import pytest
+from agentic_loadkit.provisioning import ledger
+from agentic_loadkit.provisioning.dburl import DatabaseTarget
+from agentic_loadkit.provisioning.errors import ConcurrentOperation, RunNotFound, TeardownIncomplete
+from agentic_loadkit.provisioning.progress import ProgressEvent
+from agentic_loadkit.provisioning.teardown import DownSettings, plan_down, provision_down
 from teardown_helpers import (
     TABLES,
+    VARIANT_SQL,
+    VARIANT_TABLES,
     checksum,
     execute,
     fetchval,
@@ -18,13 +26,8 @@ from teardown_helpers import (
     run_status,
     seed_foreign,
     seed_run,
+    variant_rows,
 )
-
-from agentic_loadkit.provisioning import ledger
-from agentic_loadkit.provisioning.dburl import DatabaseTarget
-from agentic_loadkit.provisioning.errors import ConcurrentOperation, RunNotFound, TeardownIncomplete
-from agentic_loadkit.provisioning.progress import ProgressEvent
-from agentic_loadkit.provisioning.teardown import DownSettings, plan_down, provision_down
 
 
 def down(target: DatabaseTarget, run_id: str | None = None, state_dir: Path | None = None, **kw: object):  # type: ignore[no-untyped-def]
@@ -177,7 +180,9 @@ def test_rows_of_other_tenants_that_reference_the_run_stop_it_before_any_delete(
     conv = fetchval(
         platform_db,
         "INSERT INTO conversations (tenant_id, agent_id, user_id) VALUES ($1::text::uuid, $2, $3) RETURNING id",
-        foreign[0], agent, user,
+        foreign[0],
+        agent,
+        user,
     )
     plan = run(plan_down(DownSettings(run_id=seeded.run_id, database_url=platform_db.url)))
     conflicts = {t.table: t.conflicts for t in plan.runs[0].tables if t.conflicts}
@@ -240,3 +245,53 @@ def test_missing_index_on_a_walked_foreign_key_is_reported(db_factory) -> None: 
     assert any("documents(collection_id)" in w for w in result.warnings)
     assert any(e.kind == "warning" and "documents(collection_id)" in e.message for e in events)
     assert residue(target, seeded.tenant_ids) == {}
+
+
+def test_harder_schema_is_emptied_of_the_run_and_only_of_it(db_factory) -> None:  # type: ignore[no-untyped-def]
+    target = db_factory.new(schema="uuid")
+    execute(target, VARIANT_SQL)
+    others = seed_foreign(target, tag="other")
+    variant_rows(target, others)
+    before = checksum(target)
+    extra_before = {t: fetchval(target, f"SELECT count(*) FROM {t}") for t in (*VARIANT_TABLES, "analytics.events")}
+    seeded = seed_run(target, tenants=3)
+    extra = variant_rows(target, seeded.tenant_ids)
+
+    plan = run(plan_down(DownSettings(run_id=seeded.run_id, database_url=target.url)))
+    planned = {t.table: t.rows for t in plan.runs[0].tables}
+    assert planned == {**seeded.rows, **extra}
+    assert any("cycle" in n for n in plan.notes) and any("usage_logs" in w for w in plan.warnings)
+
+    result, _ = down(target, seeded.run_id)
+    assert result.runs[0].rows == planned
+    assert residue(target, seeded.tenant_ids) == {} and checksum(target) == before
+    after = {t: fetchval(target, f"SELECT count(*) FROM {t}") for t in (*VARIANT_TABLES, "analytics.events")}
+    # analytics.events has a tenant_id too, but in another schema: never touched
+    assert after == {**extra_before, "analytics.events": extra_before["analytics.events"] + 3}
+
+
+def test_the_schema_map_stored_with_the_run_is_used(db_factory) -> None:  # type: ignore[no-untyped-def]
+    target = db_factory.new(schema="uuid")
+    seed_foreign(target, tag="other")
+    seeded = seed_run(target, tenants=2)
+    execute(
+        target,
+        "CREATE SCHEMA platform; ALTER TABLE tenants SET SCHEMA platform; ALTER TABLE platform.tenants RENAME TO orgs; "
+        "ALTER TABLE audit_events RENAME COLUMN tenant_id TO org_id; ALTER TABLE audit_events SET SCHEMA platform",
+    )
+    mapping = {"schema": "platform", "tenant_column": "org_id", "tables": {"tenants": {"name": "orgs"}}}
+    execute(
+        target,
+        "UPDATE provisioning.runs SET settings = jsonb_build_object('schema_map', $2::jsonb) WHERE run_id = $1",
+        seeded.run_id,
+        json.dumps(mapping),
+    )
+    in_audit = "SELECT count(*) FROM platform.audit_events WHERE org_id::text = ANY($1::text[])"
+    audit = fetchval(target, in_audit, seeded.tenant_ids)
+    result, _ = down(target, seeded.run_id)
+    assert result.runs[0].rows["platform.orgs"] == 2 and result.runs[0].rows["platform.audit_events"] == audit > 0
+    assert (
+        fetchval(target, "SELECT count(*) FROM platform.orgs WHERE id::text = ANY($1::text[])", seeded.tenant_ids) == 0
+    )
+    assert fetchval(target, in_audit, seeded.tenant_ids) == 0
+    assert fetchval(target, "SELECT count(*) FROM platform.orgs") == 2  # the foreign ones

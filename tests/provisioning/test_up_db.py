@@ -63,6 +63,7 @@ def test_exact_counts_for_every_run(platform_db: DatabaseTarget, three_runs: dic
         assert row["status"] == "ready" and row["fingerprint"] == r.fingerprint
         assert json.loads(row["counts"]) == SMALL
     assert total_rows(platform_db) == {t: 3 * n for t, n in SMALL.items()}  # three runs coexist
+    assert fetchval(platform_db, "SELECT count(*) FROM users WHERE hashed_password NOT LIKE '$2b$04$%'") == 0
     statuses = {s for (s,) in run(fetch(platform_db, "SELECT DISTINCT status FROM tenants"))}
     assert statuses == {"active"}  # the hold status was restored
 

@@ -12,19 +12,18 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from agentic_loadkit.provisioning.dburl import DatabaseTarget
+from scenario_support import Platforms, ProvisionedRun, provision
 
 _skip = os.environ.get("LOCUST_SKIP_MONKEY_PATCH")
 os.environ["LOCUST_SKIP_MONKEY_PATCH"] = "1"
 try:
-    import locust  # noqa: F401
+    import locust  # noqa: F401  (imported once, unpatched, before any test module needs it)
 finally:
     if _skip is None:
         del os.environ["LOCUST_SKIP_MONKEY_PATCH"]
     else:
         os.environ["LOCUST_SKIP_MONKEY_PATCH"] = _skip
-from scenario_support import Platforms, ProvisionedRun, provision
-
-from agentic_loadkit.provisioning.dburl import DatabaseTarget
 
 
 @pytest.fixture(scope="module")
@@ -38,5 +37,3 @@ def platforms(provisioned: ProvisionedRun) -> Iterator[Platforms]:
     registry = Platforms(provisioned.database_url)
     yield registry
     registry.stop_all()
-
-

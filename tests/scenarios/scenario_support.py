@@ -26,8 +26,17 @@ LOCUSTFILE = REPO / "scenarios" / "locustfile.py"
 LOCUST = str(Path(sys.executable).with_name("locust"))
 PROVISION = str(Path(sys.executable).with_name("provision"))
 PASSWORD_ROUNDS = 4
-TABLES = ("tenants", "users", "agents", "workflows", "collections", "documents", "mcp_servers",
-          "conversations", "audit_events")
+TABLES = (
+    "tenants",
+    "users",
+    "agents",
+    "workflows",
+    "collections",
+    "documents",
+    "mcp_servers",
+    "conversations",
+    "audit_events",
+)
 
 
 @dataclass
@@ -46,14 +55,36 @@ class ProvisionedRun:
         return self.run_dir / "credentials.csv"
 
 
-def provision(target: DatabaseTarget, state_dir: Path, *, tenants: int = 4, users: int = 20,
-              agents: int = 32) -> ProvisionedRun:
+def provision(
+    target: DatabaseTarget, state_dir: Path, *, tenants: int = 4, users: int = 20, agents: int = 32
+) -> ProvisionedRun:
     """``provision up`` (small counts, cost-4 hashes, uniform tenants) into ``state_dir``; the run's pool."""
-    cmd = [PROVISION, "--state-dir", str(state_dir), "up", "--database-url", target.asyncpg_url,
-           "--set", f"tenants={tenants}", "--set", f"users={users}", "--set", f"agents={agents}",
-           "--set", f"workflows={tenants * 3}", "--set", f"collections={tenants * 2}",
-           "--set", f"mcp_servers={tenants * 2}", "--uniform", "--seed", "7",
-           "--bcrypt-cost", str(PASSWORD_ROUNDS), "--json"]
+    cmd = [
+        PROVISION,
+        "--state-dir",
+        str(state_dir),
+        "up",
+        "--database-url",
+        target.asyncpg_url,
+        "--set",
+        f"tenants={tenants}",
+        "--set",
+        f"users={users}",
+        "--set",
+        f"agents={agents}",
+        "--set",
+        f"workflows={tenants * 3}",
+        "--set",
+        f"collections={tenants * 2}",
+        "--set",
+        f"mcp_servers={tenants * 2}",
+        "--uniform",
+        "--seed",
+        "7",
+        "--bcrypt-cost",
+        str(PASSWORD_ROUNDS),
+        "--json",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=locust_env())
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(proc.stdout)
@@ -107,8 +138,9 @@ def locust_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {**env, "PYTHONUNBUFFERED": "1", **(extra or {})}
 
 
-def run_locust(args: list[str], *, cwd: Path, timeout: float = 60, results: Path | None = None,
-               env: dict[str, str] | None = None) -> LocustRun:
+def run_locust(
+    args: list[str], *, cwd: Path, timeout: float = 60, results: Path | None = None, env: dict[str, str] | None = None
+) -> LocustRun:
     """``locust -f scenarios/locustfile.py ARGS`` in a subprocess; returns exit code, output, results JSON."""
     cmd = [LOCUST, "-f", str(LOCUSTFILE), *args]
     if results is not None:
@@ -123,7 +155,8 @@ async def _logins(url: str, after_id: int) -> dict[str, int]:
     try:
         rows = await conn.fetch(
             "SELECT user_id::text AS user_id, count(*) AS n FROM audit_events"
-            " WHERE action = 'login' AND id > $1 GROUP BY user_id", after_id,
+            " WHERE action = 'login' AND id > $1 GROUP BY user_id",
+            after_id,
         )
         return {r["user_id"]: int(r["n"]) for r in rows}
     finally:
@@ -155,8 +188,10 @@ async def _agents_created(url: str, after_id: int) -> tuple[int, int]:
             "SELECT count(*) FILTER (WHERE a.tenant_id = u.tenant_id) AS mine,"
             " count(*) FILTER (WHERE a.tenant_id <> u.tenant_id) AS elsewhere"
             " FROM audit_events e JOIN agents a ON a.id::text = e.object_id JOIN users u ON u.id = e.user_id"
-            " WHERE e.action = 'agent.create' AND e.id > $1", after_id,
+            " WHERE e.action = 'agent.create' AND e.id > $1",
+            after_id,
         )
+        assert row is not None
         return int(row["mine"]), int(row["elsewhere"])
     finally:
         await conn.close()

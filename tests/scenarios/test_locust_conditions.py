@@ -9,9 +9,11 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from agentic_loadkit.fixtures.platform.server import free_port
 from prometheus_client.parser import text_string_to_metric_families
 from scenario_support import (
     LOCUST,
@@ -24,10 +26,16 @@ from scenario_support import (
     run_locust,
 )
 
-from agentic_loadkit.fixtures.platform.server import free_port
-
-LENIENT = ["--gate-p95-ms", "5000", "--gate-endpoint-p95-ms", "10000", "--gate-min-rps", "1",
-           "--gate-login-p95-ms", "30000"]
+LENIENT = [
+    "--gate-p95-ms",
+    "5000",
+    "--gate-endpoint-p95-ms",
+    "10000",
+    "--gate-min-rps",
+    "1",
+    "--gate-login-p95-ms",
+    "30000",
+]
 
 
 def _pool_args(run: ProvisionedRun, url: str) -> list[str]:
@@ -43,8 +51,23 @@ def test_users_log_in_again_when_their_token_expires(
 ) -> None:
     url = platforms.url(ACCESS_TOKEN_TTL_SECONDS="2")
     watermark = audit_watermark(provisioned)
-    res = run_locust(["--headless", "-u", "5", "-r", "5", "-t", "7s", *_pool_args(provisioned, url),
-                      "--wait-time", "0.02-0.05", *LENIENT], cwd=tmp_path, results=tmp_path / "r.json")
+    res = run_locust(
+        [
+            "--headless",
+            "-u",
+            "5",
+            "-r",
+            "5",
+            "-t",
+            "7s",
+            *_pool_args(provisioned, url),
+            "--wait-time",
+            "0.02-0.05",
+            *LENIENT,
+        ],
+        cwd=tmp_path,
+        results=tmp_path / "r.json",
+    )
     assert res.code == 0, res.output[-3000:]
     logins = logins_since(provisioned, watermark)
     assert len(logins) == 5 and min(logins.values()) >= 2, logins  # seen by the platform
@@ -58,21 +81,55 @@ def test_rate_limiting_is_counted_and_explained(
     provisioned: ProvisionedRun, platforms: Platforms, tmp_path: Path
 ) -> None:
     url = platforms.url(RATE_LIMIT_ENABLED="true", RATE_LIMIT_PER_MINUTE="20")
-    res = run_locust(["--headless", "-u", "4", "-r", "4", "-t", "5s", *_pool_args(provisioned, url),
-                      "--wait-time", "0.01-0.02", *LENIENT], cwd=tmp_path, results=tmp_path / "r.json")
+    res = run_locust(
+        [
+            "ReadOnlyUser",
+            "--headless",
+            "-u",
+            "4",
+            "-r",
+            "4",
+            "-t",
+            "5s",
+            *_pool_args(provisioned, url),
+            "--wait-time",
+            "0.01-0.02",
+            *LENIENT,
+        ],
+        cwd=tmp_path,
+        results=tmp_path / "r.json",
+    )
     assert res.code == 3, res.output[-3000:]
     assert res.results is not None and res.results["rate_limited"] > 0
     assert "429 rate limited by the platform (X-RateLimit-Limit: 20)" in _errors(res.results)
     assert "answers were 429 Too Many Requests" in res.stdout and "RATE_LIMIT_ENABLED=false" in res.stdout
+    names = {e["name"] for e in res.results["endpoints"]}  # the read-only user, named on the command line
+    assert names == {"/api/v1/auth/login", "/api/v1/agents", "/api/v1/workflows/workflows", "/api/v1/rag/collections"}
 
 
 def test_isolation_probe_passes_on_the_reference_platform(
     provisioned: ProvisionedRun, platforms: Platforms, tmp_path: Path
 ) -> None:
     url = platforms.url()
-    res = run_locust(["--headless", "-u", "6", "-r", "6", "-t", "6s", *_pool_args(provisioned, url),
-                      "--isolation-probes", "2", "--wait-time", "0.01-0.02", *LENIENT],
-                     cwd=tmp_path, results=tmp_path / "r.json")
+    res = run_locust(
+        [
+            "--headless",
+            "-u",
+            "6",
+            "-r",
+            "6",
+            "-t",
+            "6s",
+            *_pool_args(provisioned, url),
+            "--isolation-probes",
+            "2",
+            "--wait-time",
+            "0.01-0.02",
+            *LENIENT,
+        ],
+        cwd=tmp_path,
+        results=tmp_path / "r.json",
+    )
     assert res.code == 0, res.output[-3000:]
     assert res.results is not None
     assert res.results["isolation"]["requests"] > 50 and res.results["isolation"]["breaches"] == 0
@@ -85,9 +142,24 @@ def test_isolation_probe_fails_a_platform_with_broken_isolation(
     provisioned: ProvisionedRun, platforms: Platforms, tmp_path: Path
 ) -> None:
     url = platforms.url(PLATFORM_BREAK_ISOLATION="1")
-    res = run_locust(["--headless", "-u", "2", "-r", "2", "-t", "5s", *_pool_args(provisioned, url),
-                      "--wait-time", "0.01-0.02", "TenantIsolationProbe", *LENIENT],
-                     cwd=tmp_path, results=tmp_path / "r.json")
+    res = run_locust(
+        [
+            "--headless",
+            "-u",
+            "2",
+            "-r",
+            "2",
+            "-t",
+            "5s",
+            *_pool_args(provisioned, url),
+            "--wait-time",
+            "0.01-0.02",
+            "TenantIsolationProbe",
+            *LENIENT,
+        ],
+        cwd=tmp_path,
+        results=tmp_path / "r.json",
+    )
     assert res.code == 3, res.output[-3000:]
     assert res.results is not None and res.results["isolation"]["breaches"] > 0
     assert "tenant isolation breached: [isolation] /api/v1/agents/{id} answered 200" in _errors(res.results)
@@ -97,11 +169,29 @@ def test_isolation_probe_fails_a_platform_with_broken_isolation(
 def test_users_survive_a_misbehaving_platform(
     provisioned: ProvisionedRun, platforms: Platforms, tmp_path: Path
 ) -> None:
-    faults = "error_rate=0.08,malformed_rate=0.05,drop_rate=0.04,slow_rate=0.03,slow_seconds=2,login_fail_after=8,seed=5"
+    faults = (
+        "error_rate=0.08,malformed_rate=0.05,drop_rate=0.04,slow_rate=0.03,slow_seconds=2,login_fail_after=8,seed=5"
+    )
     url = platforms.url(PLATFORM_FAULTS=faults)
-    res = run_locust(["--headless", "-u", "10", "-r", "10", "-t", "8s", *_pool_args(provisioned, url),
-                      "--wait-time", "0.01-0.05", "--request-timeout", "1", *LENIENT],
-                     cwd=tmp_path, results=tmp_path / "r.json")
+    res = run_locust(
+        [
+            "--headless",
+            "-u",
+            "10",
+            "-r",
+            "10",
+            "-t",
+            "8s",
+            *_pool_args(provisioned, url),
+            "--wait-time",
+            "0.01-0.05",
+            "--request-timeout",
+            "1",
+            *LENIENT,
+        ],
+        cwd=tmp_path,
+        results=tmp_path / "r.json",
+    )
     assert res.code == 3, res.output[-3000:]  # the gate decides (error rate), no crash (2), no Locust 1
     assert "Traceback" not in res.output and "Uncaught exception" not in res.output
     assert res.results is not None
@@ -123,12 +213,12 @@ def _value(samples: list, **labels: str) -> float:
     return next(s.value for s in samples if all(s.labels.get(k) == v for k, v in labels.items()))
 
 
-def _poll(base: str, check: object, deadline_s: float) -> dict[str, list]:
+def _poll(base: str, check: Callable[[dict[str, list]], bool], deadline_s: float) -> dict[str, list]:
     deadline = time.monotonic() + deadline_s
     while True:
         try:
             families = _metrics(base)
-            if check(families):  # type: ignore[operator]
+            if check(families):
                 return families
         except (OSError, StopIteration, KeyError):
             pass
@@ -145,13 +235,34 @@ def test_web_ui_serves_metrics_and_stops_when_the_pool_runs_dry(
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
-        [LOCUST, "-f", str(LOCUSTFILE), "--web-host", "127.0.0.1", "--web-port", str(port), "--autostart",
-         "-u", "6", "-r", "6", *_pool_args(provisioned, url), "--wait-time", "0.01-0.03", *LENIENT],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=locust_env(),
+        [
+            LOCUST,
+            "-f",
+            str(LOCUSTFILE),
+            "--web-host",
+            "127.0.0.1",
+            "--web-port",
+            str(port),
+            "--autostart",
+            "-u",
+            "6",
+            "-r",
+            "6",
+            *_pool_args(provisioned, url),
+            "--wait-time",
+            "0.01-0.03",
+            *LENIENT,
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=locust_env(),
     )
     try:
-        families = _poll(base, lambda f: _value(f["locust_users"]) == 6
-                         and _value(f["locust_requests"], name="Aggregated") > 50, 30)
+        families = _poll(
+            base, lambda f: _value(f["locust_users"]) == 6 and _value(f["locust_requests"], name="Aggregated") > 50, 30
+        )
         assert _value(families["loadkit_pool_accounts"], state="in_use") == 6
         assert _value(families["loadkit_pool_accounts"], state="free") == size - 6
         assert _value(families["loadkit_pool_size"]) == size
@@ -162,8 +273,11 @@ def test_web_ui_serves_metrics_and_stops_when_the_pool_runs_dry(
         form = urllib.parse.urlencode({"user_count": size + 4, "spawn_rate": 50}).encode()
         with urllib.request.urlopen(base + "/swarm", data=form, timeout=5) as resp:
             assert json.loads(resp.read())["success"] is True
-        _poll(base, lambda f: _value(f["locust_users"]) == 0
-              and _value(f["loadkit_pool_accounts"], state="in_use") == 0, 30)
+        _poll(
+            base,
+            lambda f: _value(f["locust_users"]) == 0 and _value(f["loadkit_pool_accounts"], state="in_use") == 0,
+            30,
+        )
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
@@ -179,20 +293,38 @@ def test_web_ui_serves_metrics_and_stops_when_the_pool_runs_dry(
         (lambda d: ["--credentials", str(d / "empty.csv")], 12, "is empty"),
         (lambda d: ["--credentials", str(d / "dupes.csv"), "--load-profile", "huge"], 2, "Unknown load profile 'huge'"),
         (lambda d: ["--credentials", str(d / "dupes.csv"), "--wait-time", "soon"], 2, "--wait-time must be"),
-        (lambda d: ["--credentials", str(d / "dupes.csv"), "--baseline", str(d / "no.json")], 2,
-         "The baseline file"),
+        (lambda d: ["--credentials", str(d / "dupes.csv"), "--baseline", str(d / "no.json")], 2, "The baseline file"),
         (lambda d: ["--state-dir", str(d / "nothing-here")], 12, "No ready run was found"),
+        (lambda d: ["--credentials", str(d / "dupes.csv"), "--host", ""], 2, "No platform URL was given"),
+        (lambda d: ["--credentials", str(d / "dupes.csv"), "--routes", str(d / "dupes.csv")], 2, "not valid TOML"),
     ],
 )
 def test_bad_input_is_one_sentence_and_an_exit_code(
-    tmp_path: Path, make_args: object, code: int, fragment: str
+    tmp_path: Path, make_args: Callable[[Path], list[str]], code: int, fragment: str
 ) -> None:
     header = "email,password,tenant_id,tenant_slug,user_id,role\n"
     (tmp_path / "dupes.csv").write_text(header + "a@x.test,pw1,t,t,u1,m\na@x.test,pw2,t,t,u2,m\n")
     (tmp_path / "empty.csv").write_text("")
-    res = run_locust(["--headless", "-u", "1", "-t", "2s", "--host", "http://127.0.0.1:9",
-                      *make_args(tmp_path)], cwd=tmp_path, timeout=30)  # type: ignore[operator]
+    res = run_locust(
+        ["--headless", "-u", "1", "-t", "2s", "--host", "http://127.0.0.1:9", *make_args(tmp_path)],
+        cwd=tmp_path,
+        timeout=30,
+    )
     assert res.code == code, res.output[-2000:]
     errors = [line for line in res.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and fragment in errors[0], res.stderr[-2000:]
     assert "Traceback" not in res.output and "pw1" not in res.output
+
+
+def test_a_platform_that_refuses_connections_fails_the_gate_with_a_hint(
+    provisioned: ProvisionedRun, tmp_path: Path
+) -> None:
+    host = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    res = run_locust(
+        ["--headless", "-u", "2", "-r", "2", "-t", "3s", "--host", host, "--credentials", str(provisioned.run_dir)],
+        cwd=tmp_path,
+        timeout=30,
+    )
+    assert res.code == 3, res.output[-2000:]
+    assert f"No request succeeded: is the platform at {host} up and reachable?" in res.stdout
+    assert "ConnectionRefusedError" in res.output and "Traceback" not in res.output

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
-from locust.stats import RequestStats
-from prometheus_client.parser import text_string_to_metric_families
-
 from agentic_loadkit.provisioning.errors import CredentialsError, InputError
 from agentic_loadkit.scenarios.credentials import (
     Account,
@@ -31,6 +29,8 @@ from agentic_loadkit.scenarios.pool import LocalPoolClient, PoolBroker, interlea
 from agentic_loadkit.scenarios.results import build_results, compare_with_baseline, load_baseline, write_results
 from agentic_loadkit.scenarios.routes import Routes, load_routes
 from agentic_loadkit.scenarios.shapes import PROFILES, resolve_profile
+from locust.stats import RequestStats
+from prometheus_client.parser import text_string_to_metric_families
 
 HEADER = "email,password,tenant_id,tenant_slug,user_id,role\n"
 SECRET = "s3cret-Pa55"
@@ -43,16 +43,18 @@ def _csv(tmp_path: Path, body: str, header: str = HEADER) -> Path:
 
 
 def _accounts(n: int, tenants: int = 2) -> list[Account]:
-    return [Account(f"u{i}@x.test", SECRET, f"t{i % tenants}", f"t{i % tenants}", f"u{i}", "member")
-            for i in range(n)]
+    return [Account(f"u{i}@x.test", SECRET, f"t{i % tenants}", f"t{i % tenants}", f"u{i}", "member") for i in range(n)]
 
 
 # -- the pool's files -------------------------------------------------------------------------------
 
 
 def test_accounts_are_read_and_inactive_rows_skipped(tmp_path: Path) -> None:
-    path = _csv(tmp_path, f"a@x.test,{SECRET},t1,one,u1,member,true\nb@x.test,{SECRET},t1,one,u2,admin,false\n",
-                header=HEADER.strip() + ",is_active\n")
+    path = _csv(
+        tmp_path,
+        f"a@x.test,{SECRET},t1,one,u1,member,true\nb@x.test,{SECRET},t1,one,u2,admin,false\n",
+        header=HEADER.strip() + ",is_active\n",
+    )
     accounts = load_accounts(path)
     assert [a.email for a in accounts] == ["a@x.test"]
     assert SECRET not in repr(accounts[0])
@@ -92,8 +94,11 @@ def test_pool_source_defaults_to_the_newest_ready_run(tmp_path: Path) -> None:
         run = tmp_path / "runs" / run_id
         run.mkdir(parents=True)
         (run / "credentials.csv").write_text(HEADER)
-        (run / "manifest.json").write_text(json.dumps({"format": 1, "run_id": run_id, "created_at": created,
-                                                       "credentials": "credentials.csv", "tenants": []}))
+        (run / "manifest.json").write_text(
+            json.dumps(
+                {"format": 1, "run_id": run_id, "created_at": created, "credentials": "credentials.csv", "tenants": []}
+            )
+        )
     (tmp_path / "runs" / "unready").mkdir()
     source = resolve_pool_source(None, str(tmp_path))
     assert source.credentials == tmp_path / "runs" / "new" / "credentials.csv"
@@ -104,8 +109,9 @@ def test_pool_source_defaults_to_the_newest_ready_run(tmp_path: Path) -> None:
 
 def test_catalog_reads_ids_per_tenant(tmp_path: Path) -> None:
     manifest = tmp_path / "manifest.json"
-    manifest.write_text(json.dumps({"run_id": "r1", "tenants": [{"id": "t1", "slug": "one", "agents": ["a1", 2],
-                                                                  "workflows": ["w1"]}]}))
+    manifest.write_text(
+        json.dumps({"run_id": "r1", "tenants": [{"id": "t1", "slug": "one", "agents": ["a1", 2], "workflows": ["w1"]}]})
+    )
     catalog = load_catalog(manifest)
     assert catalog.run_id == "r1"
     assert catalog.objects_of("t1").agents == ("a1", "2")
@@ -155,8 +161,13 @@ def test_broker_reclaims_a_vanished_workers_accounts() -> None:
 
 
 def test_probe_leases_carry_only_other_tenants_ids() -> None:
-    catalog = TenantCatalog("r", {"t0": TenantObjects("t0", agents=("a0",), workflows=("w0",)),
-                                  "t1": TenantObjects("t1", agents=("a1", "a2"), workflows=("w1",))})
+    catalog = TenantCatalog(
+        "r",
+        {
+            "t0": TenantObjects("t0", agents=("a0",), workflows=("w0",)),
+            "t1": TenantObjects("t1", agents=("a1", "a2"), workflows=("w1",)),
+        },
+    )
     broker = PoolBroker(_accounts(2), catalog=catalog)
     lease = broker.checkout("local", probe=True)
     assert lease is not None and lease.account.tenant_id == "t0"
@@ -215,7 +226,10 @@ def test_bad_routes_files(tmp_path: Path, text: str, fragment: str) -> None:
 
 def test_profiles_are_the_guides_and_compress_in_time() -> None:
     assert {n: (p.peak_users, p.stages[0].spawn_rate, p.duration_s) for n, p in PROFILES.items()} == {
-        "light": (10, 1, 120), "medium": (50, 5, 600), "heavy": (200, 10, 1800), "spike": (500, 50, 300),
+        "light": (10, 1, 120),
+        "medium": (50, 5, 600),
+        "heavy": (200, 10, 1800),
+        "spike": (500, 50, 300),
     }
     light = resolve_profile("light", time_scale=0.5)
     assert (light.duration_s, light.stages[0].spawn_rate, light.peak_users) == (60, 2, 10)
@@ -277,8 +291,10 @@ def test_gate_keeps_logins_apart_and_judges_each_target() -> None:
 def test_isolation_line_only_when_probes_ran() -> None:
     quiet = collect_figures(_stats({("GET", "/a"): [5]}, {}), [])
     assert not [c for c in evaluate(quiet, GateTargets()) if "isolation" in c.name]
-    stats = _stats({("GET", "[isolation] /agents/{id}"): [5] * 4}, {("GET", "[isolation] /agents/{id}"): [
-        f"{ISOLATION_BREACH}: x"]})
+    stats = _stats(
+        {("GET", "[isolation] /agents/{id}"): [5] * 4},
+        {("GET", "[isolation] /agents/{id}"): [f"{ISOLATION_BREACH}: x"]},
+    )
     checks = [c for c in evaluate(collect_figures(stats, []), GateTargets()) if c.name == "tenant isolation breaches"]
     assert [(c.measured, c.passed) for c in checks] == [("1", False)]
 
@@ -286,8 +302,9 @@ def test_isolation_line_only_when_probes_ran() -> None:
 def test_results_round_trip_and_baseline_regression(tmp_path: Path) -> None:
     figures = collect_figures(_stats({("GET", "/a"): [100] * 100}, {}), [])
     checks = evaluate(figures, GateTargets(min_rps=1))
-    path = write_results(tmp_path / "out" / "r.json", build_results(figures, checks, meta={"run_id": "r1"},
-                                                                   exit_code=0))
+    path = write_results(
+        tmp_path / "out" / "r.json", build_results(figures, checks, meta={"run_id": "r1"}, exit_code=0)
+    )
     doc = json.loads(path.read_text())
     assert doc["run_id"] == "r1" and doc["totals"]["p95_ms"] == 100 and doc["gate"]["passed"] is True
     assert doc["endpoints"][0]["p99_ms"] == 100 and doc["endpoints"][0]["rps"] == pytest.approx(10.0)
@@ -305,11 +322,10 @@ def test_results_round_trip_and_baseline_regression(tmp_path: Path) -> None:
 
 
 def test_metrics_text_parses_as_prometheus() -> None:
-    from locust.env import Environment
-
     from agentic_loadkit.scenarios.metrics import render_metrics
     from agentic_loadkit.scenarios.pool import install_pool_master
     from agentic_loadkit.scenarios.users import AgenticPlatformUser
+    from locust.env import Environment
 
     env = Environment(user_classes=[AgenticPlatformUser])
     env.create_local_runner()
@@ -327,3 +343,23 @@ def test_metrics_text_parses_as_prometheus() -> None:
     assert quantiles == {"0.5", "0.95", "0.99"}
     assert env.runner is not None
     env.runner.quit()
+
+
+def test_user_classes_carry_the_guides_weights() -> None:
+    from collections import Counter
+
+    from agentic_loadkit.scenarios.users import AgenticPlatformUser, ReadOnlyUser
+
+    def weights(cls: Any) -> dict[str, int]:
+        return dict(Counter(t.__name__ for t in cls.tasks))
+
+    assert weights(AgenticPlatformUser) == {
+        "list_agents": 10,
+        "get_agent": 5,
+        "create_agent": 3,
+        "list_workflows": 8,
+        "list_collections": 5,
+        "list_mcp_servers": 2,
+        "health": 1,
+    }
+    assert weights(ReadOnlyUser) == {"list_agents": 20, "list_workflows": 10, "list_collections": 5}
