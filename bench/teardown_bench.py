@@ -1,23 +1,23 @@
 """How fast ``provision down`` removes a ``large`` run, next to the server's reference rates.
 
-Run: ``/tmp/venv/bin/python bench/teardown_bench.py [--database-url URL] [--factor 1.0]``
+Run: ``/tmp/venv/bin/python bench/teardown_bench.py [--database-url URL] [--repeat 3]``
 (the URL names any database on the server; the bench creates and drops its own).
 
 In one run, on one server, it measures:
 
-1. the teardown of a ``large`` run (tenants, users, agents, workflows, collections, MCP
-   servers, plus platform-made documents, conversations and audit rows) with the
-   reference platform's indexes and foreign keys in place and as much foreign data as
-   the run itself (1×);
-2. the same teardown with ten times as much foreign data (10×);
+1. ``provision up --scale large`` (when ``up`` exists; else the bench seeds the same counts
+   with binary COPY), plus what the platform makes inside the run's tenants under load
+   (20,000 documents, 10,000 conversations, 20,000 audit rows), then the teardown of that
+   run with the reference platform's indexes and foreign keys in place, with as much
+   foreign data (tenants of no run) in the tables as the run itself (1×);
+2. the same with ten times as much foreign data (10×);
 3. reference rates for the same number of rows: a plain ``DELETE … WHERE tenant_id =
-   ANY(…)`` on a table without foreign keys (with a tenant index), and ``TRUNCATE``;
-4. when ``provision up`` exists, ``provision up --scale large`` itself, so teardown time
-   can be set against up time.
+   ANY(…)`` on a table without foreign keys (with a tenant index), and ``TRUNCATE``.
 
-Rows are seeded with asyncpg binary COPY (foreign data first, then the run, as ``up``
-would leave them).  Goals (issue 4): teardown ≤ up time; 10× foreign → ≤ 1.2× the time.
-It prints figures; it asserts nothing.
+Each teardown is repeated (a fresh run each time) and the median printed: seconds, rows/s,
+the ratio to the plain DELETE, the ratio 10×/1×, and teardown time against up time.
+Goals (issue 4): teardown ≤ up time; 10× foreign data → ≤ 1.2× the time.  It prints
+figures; it asserts nothing (except that each teardown removed exactly the run's rows).
 """
 
 from __future__ import annotations

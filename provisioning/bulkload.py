@@ -289,7 +289,16 @@ async def load_run(
         for _ in range(min(streams, max(1, len(pieces)))):
             opened.append(await open_worker())
         try:
-            await asyncio.gather(*(run_worker(c, own_transactions=True) for c in opened))
+            tasks = [asyncio.ensure_future(run_worker(c, own_transactions=True)) for c in opened]
+            try:
+                await asyncio.gather(*tasks)
+            except BaseException:
+                # stop the other streams and collect their errors too: an exception left in a
+                # task nobody awaits is printed as a traceback when the task is collected
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
         finally:
             if workers is None:  # we own them
                 for c in opened:

@@ -9,6 +9,7 @@ Exit codes are those of ``errors.py`` (listed in the README); 1 is an unexpected
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import traceback
 from collections.abc import Coroutine
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from ._version import __version__
 from .dburl import mask_url
@@ -27,7 +29,39 @@ __all__ = ["CliState", "app", "err_console", "main", "out_console", "run_async",
 
 T = TypeVar("T")
 
+try:  # typer ≥ 0.22 vendors click
+    from typer._click import exceptions as _click_errors
+except ImportError:  # pragma: no cover - older typer uses click itself
+    from click import exceptions as _click_errors  # type: ignore[no-redef]
+
+
+class _OneLineUsageErrors(TyperGroup):
+    """Usage errors (a bad option value, an unknown option) as one ``error:`` line and exit 2,
+    like every other error of the toolkit, instead of click's usage text and boxed message."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            outcome = super().main(*args, standalone_mode=False, **kwargs)
+        except _click_errors.NoArgsIsHelpError as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except _click_errors.UsageError as exc:
+            where = f" (see '{exc.ctx.command_path} -h')" if exc.ctx is not None else ""
+            err_console.print(f"error: {exc.format_message().rstrip('.')}{where}.", markup=False)
+            sys.exit(exc.exit_code)
+        except _click_errors.ClickException as exc:
+            err_console.print(f"error: {exc.format_message()}", markup=False)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            err_console.print("error: interrupted.", markup=False)
+            sys.exit(130)
+        sys.exit(outcome if isinstance(outcome, int) else 0)
+
+
 app = typer.Typer(
+    cls=_OneLineUsageErrors,
     name="provision",
     help="Load-test data toolkit for the Agentic Platform: provision, load-test, tear down.",
     no_args_is_help=True,
@@ -94,6 +128,10 @@ def fail(exc: BaseException) -> typer.Exit:
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
     """The CLI's single ``asyncio.run`` call, with the exception-to-exit-code mapping."""
+    if not _STATE.debug:
+        # asyncio's own log lines (e.g. "socket.send() raised exception." for every write a COPY
+        # makes after its connection was killed) would bury the one sentence; --debug keeps them
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     try:
         return asyncio.run(coro)
     except typer.Exit:

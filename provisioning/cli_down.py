@@ -91,9 +91,7 @@ def _print_result(result: DownResult) -> None:
             extras.append("credentials deleted")
         if run.forgotten:
             extras.append("history forgotten")
-        out_console.print(
-            f"{run.seconds:.2f} s{rate}" + (f"; {', '.join(extras)}" if extras else ""), markup=False
-        )
+        out_console.print(f"{run.seconds:.2f} s{rate}" + (f"; {', '.join(extras)}" if extras else ""), markup=False)
     for w in result.warnings:
         err_console.print(f"warning: {w}", markup=False)
 
@@ -130,28 +128,25 @@ def _print_plan(plan: DownPlan) -> None:
 
 @app.command("down")
 def down(
-    run_id: str | None = typer.Argument(
-        None, help="The run to remove (default: the newest run in the ledger)."
-    ),
+    run_id: str | None = typer.Argument(None, help="The run to remove (default: the newest run in the ledger)."),
     all_runs: bool = typer.Option(False, "--all", help="Remove every run the ledger knows."),
-    dry_run: bool = typer.Option(
-        False, "--dry-run", help="Print, per table, how many rows would go; delete nothing."
-    ),
-    forget: bool = typer.Option(
-        False, "--forget", help="Also delete the run's ledger history after removal."
-    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print, per table, how many rows would go; delete nothing."),
+    forget: bool = typer.Option(False, "--forget", help="Also delete the run's ledger history after removal."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON (for CI)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
     database_url: str | None = typer.Option(
         None, "--database-url", help="Target database (default: DATABASE_URL, else embedded)."
     ),
-    allow_remote: bool = typer.Option(
-        False, "--allow-remote", help="Allow a database that is not on this machine."
-    ),
+    allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow a database that is not on this machine."),
     schema_map: Path | None = typer.Option(
         None, "--schema-map", help="TOML schema map (default: the map the run was made with)."
     ),
-    batch_tenants: int = typer.Option(25, "--batch-tenants", min=1, help="Tenants per delete transaction."),
+    batch_tenants: int = typer.Option(
+        DownSettings.batch_tenants, "--batch-tenants", min=1, help="Tenants per delete transaction."
+    ),
+    jobs: int = typer.Option(
+        DownSettings.jobs, "--jobs", min=1, max=16, help="Connections deleting batches side by side."
+    ),
 ) -> None:
     """Remove a run's tenants and every row that belongs to them (by the ledger, never by name)."""
 
@@ -167,6 +162,7 @@ def down(
             forget=forget,
             schema_map=load_schema_map(schema_map) if schema_map is not None else None,
             batch_tenants=batch_tenants,
+            jobs=jobs,
         )
         if dry_run:
             return await plan_down(settings)

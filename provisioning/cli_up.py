@@ -4,7 +4,8 @@ Exit codes: 0 done; 2 bad input (scale, counts, options, profile, schema map); 4
 target refused; 5 database unreachable; 6 schema mismatch (a table or column missing);
 7 unknown run; 8 provisioning failed (the run was rolled back and marked failed);
 10 another process works on the run; 11 unsafe state directory; 12 credentials problem;
-130 interrupted (rolled back).
+15 the database refused what ``up`` needs before anything was written (a read-only user, a
+lock not granted within the role's lock_timeout); 130 interrupted (rolled back).
 
 Progress bars and messages go to stderr; the summary (or ``--json``) to stdout.  No
 password is ever printed, except by ``credentials`` when asked to export to stdout.

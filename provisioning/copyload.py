@@ -13,6 +13,7 @@ of Python tuples exists at a time per stream), and their size barely matters for
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -50,6 +51,35 @@ async def _aiter(batches: Iterable[Sequence[Row]] | AsyncIterable[Sequence[Row]]
             yield batch
 
 
+async def _copy_batch(conn: asyncpg.Connection, target: CopyTarget, columns: list[str], records: Any) -> None:
+    """One ``copy_records_to_table`` call that cannot hang on a lost connection.
+
+    asyncpg (0.32) waits forever when the connection is lost while a COPY is paused by flow
+    control (its ``writing_allowed`` event is never set again): a backend terminated in the
+    middle of a big COPY left ``provision up`` hanging.  A termination listener cancels the
+    call instead, and the loss is reported as the ``ConnectionDoesNotExistError`` it is.
+    """
+    call = asyncio.ensure_future(
+        conn.copy_records_to_table(target.name, schema_name=target.schema, columns=columns, records=records)
+    )
+
+    def lost(_conn: object) -> None:
+        call.cancel()
+
+    conn.add_termination_listener(lost)
+    try:
+        await call
+    except BaseException:
+        task = asyncio.current_task()
+        if conn.is_closed() and not (task is not None and task.cancelling()):
+            raise asyncpg.ConnectionDoesNotExistError(
+                f"the connection was lost during the COPY into {target.schema}.{target.name}"
+            ) from None
+        raise
+    finally:
+        conn.remove_termination_listener(lost)
+
+
 async def copy_rows(
     conn: asyncpg.Connection,
     target: CopyTarget,
@@ -77,9 +107,7 @@ async def copy_rows(
         if not batch:
             continue
         records = [transform(r) for r in batch] if transform is not None else batch
-        await conn.copy_records_to_table(
-            target.name, schema_name=target.schema, columns=columns, records=records
-        )
+        await _copy_batch(conn, target, columns, records)
         written += len(records)
         del records
         progress(ProgressEvent("rows", table=target.label, count=len(batch)))

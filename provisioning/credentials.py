@@ -132,6 +132,8 @@ def read_credentials(directory: Path) -> list[CredentialRow]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise CredentialsError(f"The run directory {directory} has no {CREDENTIALS_FILE}.") from None
+    except UnicodeDecodeError:
+        raise CredentialsError(f"The credentials file {path} is not UTF-8 text.") from None
     except OSError as exc:
         raise CredentialsError(
             f"The credentials file {path} cannot be read ({type(exc).__name__})."
@@ -175,7 +177,12 @@ def find_run_dir(state_dir: Path, run_id: str | None = None) -> Path:
             raise InputError(f"{run_id!r} is not a run id.")
         path = base / run_id
         if not (path / MANIFEST_FILE).is_file():
-            raise RunNotFound(f"The state directory {state_dir} has no ready run {run_id!r}.", run_id=run_id)
+            raise RunNotFound(
+                f"The state directory {state_dir} has no ready run {run_id!r}; a run's passwords are kept only "
+                "there (the database holds their bcrypt hashes), so lost credentials can be regenerated only by "
+                "a new run ('provision up').",
+                run_id=run_id,
+            )
         return path
     best: tuple[datetime, Path] | None = None
     if base.is_dir():

@@ -84,6 +84,10 @@ async def connect(
     """Open one asyncpg connection, turning every failure into one ``DatabaseUnreachable`` sentence."""
     t = target.target if isinstance(target, ResolvedDatabase) else target
     where = describe_target(t)
+    # Like pg_dump and pg_restore, the toolkit's sessions run without a statement timeout: one set on
+    # the role for the application's queries (say 50 ms) would cancel every COPY and every delete.
+    # A lock_timeout on the role is honoured.  Client settings override the role's.
+    kwargs["server_settings"] = {"statement_timeout": "0", **(kwargs.get("server_settings") or {})}
     try:
         return await asyncpg.connect(t.asyncpg_url, timeout=timeout, **kwargs)
     except asyncpg.InvalidPasswordError:

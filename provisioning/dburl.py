@@ -39,6 +39,8 @@ class DatabaseTarget:
     database: str
     hosts: tuple[tuple[str, int], ...]
     query: dict[str, str] = field(default_factory=dict)
+    # True when the URL names no host: the driver then takes PGHOST (or a PGSERVICE entry)
+    implicit_host: bool = False
 
     @property
     def masked(self) -> str:
@@ -103,15 +105,19 @@ def parse_database_url(url: str) -> DatabaseTarget:
     for item in filter(None, hostpart.split(",")):
         host, port = _split_host_port(item, url, default_port)
         hosts.append((host, port))
-    if "host" in query:
-        for h in filter(None, query["host"].split(",")):
+    for key in ("host", "hostaddr"):  # libpq connects to hostaddr when given: the guard checks it too
+        for h in filter(None, query.get(key, "").split(",")):
             hosts.append((h, default_port))
-    if not hosts:
+    implicit = not hosts
+    if implicit:
         hosts.append(("localhost", default_port))
     database = unquote(parts.path.lstrip("/")) or (user or "postgres")
     if "/" in database:
         raise InputError(f"The database URL {mask_url(url)!r} has an invalid database name {database!r}.")
-    return DatabaseTarget(url=url, user=user, password=password, database=database, hosts=tuple(hosts), query=query)
+    return DatabaseTarget(
+        url=url, user=user, password=password, database=database, hosts=tuple(hosts), query=query,
+        implicit_host=implicit,
+    )
 
 
 def _split_host_port(item: str, url: str, default_port: int) -> tuple[str, int]:
@@ -221,7 +227,19 @@ def check_remote_allowed(target: DatabaseTarget, *, allow_remote: bool = False) 
     """Refuse a target any of whose hosts is not loopback, unless remote targets are allowed."""
     if allow_remote or remote_allowed_by_env():
         return
-    for host, _port in target.hosts:
+    hosts = [h for h, _port in target.hosts]
+    if target.implicit_host:
+        # the URL names no host: asyncpg connects where PGHOST (or a service entry) says
+        service = target.query.get("service") or os.environ.get("PGSERVICE")
+        if service:
+            raise RemoteTargetRefused(
+                f"Refusing to touch {target.masked}: its host would come from the PostgreSQL service {service!r}, "
+                "which this guard cannot check; name the host in the URL, or pass --allow-remote or set "
+                "PROVISION_ALLOW_REMOTE=1 if this really is a database for load tests.",
+                host=f"service {service}",
+            )
+        hosts = [h for h in os.environ.get("PGHOST", "").split(",") if h] or hosts
+    for host in hosts:
         if not is_loopback_host(host):
             raise RemoteTargetRefused(
                 f"Refusing to touch {target.masked}: host {host!r} is not a loopback address or Unix socket, "

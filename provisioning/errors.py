@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "ConcurrentOperation",
     "CredentialsError",
+    "DatabaseRefused",
     "DatabaseUnreachable",
     "InputError",
     "Interrupted",
@@ -146,6 +147,14 @@ class LoadTestFailed(ProvisionError):
     def __init__(self, message: str, *, locust_exit_code: int | None = None) -> None:
         super().__init__(message)
         self.locust_exit_code = locust_exit_code
+
+
+class DatabaseRefused(ProvisionError):
+    """PostgreSQL refused what the toolkit needs before anything was written: a privilege (a
+    read-only user cannot create the ledger), or a lock it could not get within the role's
+    ``lock_timeout``."""
+
+    exit_code = 15
 
 
 class Interrupted(ProvisionError):

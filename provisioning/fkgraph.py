@@ -380,9 +380,7 @@ async def _tenants_table(conn: asyncpg.Connection, schema: str, table: str) -> t
         table,
     )
     if row is None or row["kind"] not in ("r", "p"):
-        raise SchemaMismatch(
-            f"The database has no tenants table {schema}.{table}.", table=f"{schema}.{table}"
-        )
+        raise SchemaMismatch(f"The database has no tenants table {schema}.{table}.", table=f"{schema}.{table}")
     keys = await conn.fetch(
         """SELECT a.attname::text AS name, format_type(a.atttypid, a.atttypmod) AS type
              FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)

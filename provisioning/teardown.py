@@ -25,19 +25,17 @@ import asyncio
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
 from .credentials import remove_run_dir
-from .database import ResolvedDatabase, connect, resolve_database
+from .database import ResolvedDatabase
 from .errors import InputError, Interrupted, RunNotFound, TeardownIncomplete
 from .fkgraph import ForeignKeyGraph, GraphTable, reflect_graph
 from .fkgraph import Path as FkPath
 from .ledger import (
-    DEFAULT_LEDGER_SCHEMA,
     RunRecord,
     acquire_run_lock,
     find_run,
@@ -52,9 +50,21 @@ from .ledger import (
     set_status,
 )
 from .progress import ProgressCallback, ProgressEvent, null_progress
-from .schema_map import SchemaMap, parse_schema_map
+from .schema_map import SchemaMap, parse_schema_map, qualified_name, quote_identifier
 from .statedir import default_state_dir
-from .teardown_sql import check_sql, delete_sql, nullify_sql, path_label, residue_sql
+from .teardown_session import (
+    APPLICATION_NAME,
+    DB_ERRORS,
+    chunked,
+    close_quietly,
+    connect_for,
+    delete_settings,
+    index_planner,
+    open_connection,
+    read_one,
+)
+from .teardown_sql import RUN, check_sql, delete_sql, nullify_sql, path_indexed, path_label, residue_sql
+from .teardown_types import DownPlan, DownResult, DownSettings, RunPlan, RunTeardown, TablePlan
 
 __all__ = [
     "APPLICATION_NAME",
@@ -69,111 +79,7 @@ __all__ = [
     "provision_down",
 ]
 
-APPLICATION_NAME = "provision-down"
 _RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
-
-
-@dataclass(frozen=True)
-class DownSettings:
-    """What to tear down and where.  ``run_id=None`` and ``all_runs=False``: the newest run."""
-
-    run_id: str | None = None
-    all_runs: bool = False
-    database_url: str | None = None
-    state_dir: Path | None = None
-    allow_remote: bool = False
-    forget: bool = False
-    # None: the map the run was made with (stored in the ledger), else the contract's names
-    schema_map: SchemaMap | None = None
-    ledger_schema: str = DEFAULT_LEDGER_SCHEMA
-    batch_tenants: int = 10  # tenants per delete transaction
-    jobs: int = 2  # connections deleting batches of the same table side by side
-
-
-@dataclass(frozen=True)
-class TablePlan:
-    table: str
-    rows: int
-    paths: tuple[str, ...]
-    by_tenant_column: bool = False
-    conflicts: int = 0
-
-
-@dataclass(frozen=True)
-class RunPlan:
-    run_id: str
-    status: str
-    live: bool
-    tenants: int
-    tables: tuple[TablePlan, ...] = ()
-
-    @property
-    def nothing_to_do(self) -> bool:
-        return self.status == "removed"
-
-    @property
-    def total_rows(self) -> int:
-        return sum(t.rows for t in self.tables)
-
-
-@dataclass(frozen=True)
-class DownPlan:
-    target: str
-    runs: tuple[RunPlan, ...]
-    warnings: tuple[str, ...] = ()
-    notes: tuple[str, ...] = ()
-    tenant_column_tables: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        runs = [
-            {**asdict(r), "total_rows": r.total_rows, "nothing_to_do": r.nothing_to_do} for r in self.runs
-        ]
-        return {
-            "dry_run": True,
-            "target": self.target,
-            "runs": runs,
-            "tenant_column_tables": list(self.tenant_column_tables),
-            "warnings": list(self.warnings),
-            "notes": list(self.notes),
-        }
-
-
-@dataclass(frozen=True)
-class RunTeardown:
-    run_id: str
-    previous_status: str
-    removed: bool  # False: the run was already removed, nothing to do
-    rows: dict[str, int] = field(default_factory=dict)  # table -> rows deleted, in delete order
-    seconds: float = 0.0
-    forgotten: bool = False
-    credentials_removed: bool = False
-
-    @property
-    def total_rows(self) -> int:
-        return sum(self.rows.values())
-
-
-@dataclass(frozen=True)
-class DownResult:
-    target: str
-    runs: tuple[RunTeardown, ...]
-    warnings: tuple[str, ...] = ()
-    seconds: float = 0.0
-
-    @property
-    def nothing_to_do(self) -> bool:
-        return not any(r.removed for r in self.runs)
-
-    def to_dict(self) -> dict[str, Any]:
-        runs = [{**asdict(r), "seconds": round(r.seconds, 3), "total_rows": r.total_rows} for r in self.runs]
-        return {
-            "target": self.target,
-            "seconds": round(self.seconds, 3),
-            "nothing_to_do": self.nothing_to_do,
-            "runs": runs,
-            "warnings": list(self.warnings),
-        }
 
 
 # --- choosing runs and reflecting the graph ---------------------------------------------------------------
@@ -229,32 +135,6 @@ class _Graphs:
         return tuple(dict.fromkeys(n for g in self.cache.values() for n in g.notes))
 
 
-async def _open(db: ResolvedDatabase) -> asyncpg.Connection:
-    conn = await connect(db, server_settings={"application_name": APPLICATION_NAME})
-    try:  # let the server notice a killed client even while a delete waits on a lock (PostgreSQL ≥ 14)
-        await conn.execute("SET client_connection_check_interval = '1s'")
-    except asyncpg.PostgresError:
-        pass
-    return conn
-
-
-async def _connect(settings: DownSettings) -> tuple[asyncpg.Connection, ResolvedDatabase]:
-    db = resolve_database(settings.database_url, state_dir=settings.state_dir, allow_remote=settings.allow_remote)
-    return await _open(db), db
-
-
-async def _close(conn: asyncpg.Connection) -> None:
-    try:
-        await conn.close(timeout=5)
-    except _DB_ERRORS:
-        conn.terminate()
-
-
-def _chunks(ids: Sequence[str], size: int) -> list[list[str]]:
-    size = max(1, size)
-    return [list(ids[i : i + size]) for i in range(0, len(ids), size)]
-
-
 # --- the plan (read only) ---------------------------------------------------------------------------------
 
 
@@ -262,22 +142,27 @@ async def _path_counts(
     conn: asyncpg.Connection,
     graph: ForeignKeyGraph,
     table: GraphTable,
-    ids: list[str],
+    chunks: list[list[str]],
     indexes: Sequence[int],
     *,
     exact: bool = True,
 ) -> dict[int, tuple[int, int]]:
+    """``check_sql`` counts per path, batch by batch (each batch anchors the plan on few tenants)."""
+    ids = [i for chunk in chunks for i in chunk]
     out = {}
     for j in indexes:
-        row = await conn.fetchrow(check_sql(graph, table, j, exact=exact), ids)
-        assert row is not None  # an aggregate always returns one row
-        out[j] = (int(row["rows"]), int(row["conflicts"]))
+        sql = check_sql(graph, table, j, exact=exact)
+        rows = conflicts = 0
+        for chunk in chunks:
+            args = (chunk, ids) if RUN in sql else (chunk,)
+            row = await read_one(conn, sql, args, force_index=path_indexed(table.paths[j]))
+            assert row is not None  # an aggregate always returns one row
+            rows, conflicts = rows + int(row["rows"]), conflicts + int(row["conflicts"])
+        out[j] = (rows, conflicts)
     return out
 
 
-async def _plan_run(
-    conn: asyncpg.Connection, graphs: _Graphs, run: RunRecord, settings: DownSettings
-) -> RunPlan:
+async def _plan_run(conn: asyncpg.Connection, graphs: _Graphs, run: RunRecord, settings: DownSettings) -> RunPlan:
     live = await run_is_live(conn, run.run_id)
     ids = await run_tenant_ids(conn, run.run_id, settings.ledger_schema)
     if run.status == "removed" or not ids:
@@ -285,7 +170,7 @@ async def _plan_run(
     graph = await graphs.get(run)
     tables = []
     for t in graph.tables:
-        counts = await _path_counts(conn, graph, t, ids, range(len(t.paths)))
+        counts = await _path_counts(conn, graph, t, chunked(ids, settings.batch_tenants), range(len(t.paths)))
         tables.append(
             TablePlan(
                 table=t.table.display,
@@ -300,7 +185,7 @@ async def _plan_run(
 
 async def plan_down(settings: DownSettings) -> DownPlan:
     """What ``provision_down`` would delete, per table, without writing anything."""
-    conn, db = await _connect(settings)
+    conn, db = await connect_for(settings)
     try:
         graphs = _Graphs(conn, settings, null_progress)
         runs = [await _plan_run(conn, graphs, run, settings) for run in await _select_runs(conn, settings)]
@@ -311,7 +196,7 @@ async def plan_down(settings: DownSettings) -> DownPlan:
         tct = sorted({t.display for g in graphs.cache.values() for t in g.tenant_column_tables})
         return DownPlan(db.masked, tuple(runs), tuple(warnings), graphs.notes, tuple(tct))
     finally:
-        await _close(conn)
+        await close_quietly(conn)
 
 
 def _conflict_message(run_id: str, table: str, count: int) -> str:
@@ -325,7 +210,7 @@ def _conflict_message(run_id: str, table: str, count: int) -> str:
 
 
 async def _check(
-    conn: asyncpg.Connection, graph: ForeignKeyGraph, run_id: str, ids: list[str]
+    conn: asyncpg.Connection, graph: ForeignKeyGraph, run_id: str, chunks: list[list[str]]
 ) -> dict[GraphTable, list[FkPath]]:
     """The paths each table must be deleted along; refuse cross-tenant references first."""
     needed: dict[GraphTable, list[FkPath]] = {}
@@ -333,7 +218,7 @@ async def _check(
         if not t.multi_path:
             needed[t] = list(t.paths)
             continue
-        counts = await _path_counts(conn, graph, t, ids, range(1, len(t.paths)), exact=False)
+        counts = await _path_counts(conn, graph, t, chunks, range(1, len(t.paths)), exact=False)
         conflicts = max(c[1] for c in counts.values())
         if conflicts:
             raise TeardownIncomplete(
@@ -356,8 +241,12 @@ async def _check(
     return needed
 
 
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
 def _failed(run_id: str, table: str, exc: BaseException) -> TeardownIncomplete:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = _first_line(exc)
     return TeardownIncomplete(
         f"Deleting run {run_id}'s rows from table {table} failed ({text}); the run stays 'tearing_down' "
         f"and 'provision down {run_id}' resumes it.",
@@ -367,7 +256,10 @@ def _failed(run_id: str, table: str, exc: BaseException) -> TeardownIncomplete:
 
 
 async def _delete_table(
-    conns: Sequence[asyncpg.Connection], statements: list[str], chunks: list[list[str]], report: ProgressCallback
+    conns: Sequence[asyncpg.Connection],
+    statements: list[tuple[str, bool]],
+    chunks: list[list[str]],
+    report: ProgressCallback,
 ) -> int:
     """Delete one table's rows batch by batch, ``len(conns)`` batches at a time (one transaction each).
 
@@ -382,8 +274,10 @@ async def _delete_table(
             chunk = queue.pop(0)
             n = 0
             async with conn.transaction():
-                await conn.execute("SET LOCAL synchronous_commit = off")
-                for sql in statements:
+                for setting in delete_settings(conn):
+                    await conn.execute(setting)
+                for sql, force_index in statements:
+                    await conn.execute(index_planner(force_index))
                     status = await conn.execute(sql, chunk)
                     n += int(status.rsplit(" ", 1)[-1])
             done.append(n)
@@ -412,32 +306,41 @@ async def _delete(
         try:
             for chunk in chunks:
                 async with conn.transaction():
+                    for setting in delete_settings(conn):
+                        await conn.execute(setting)
                     for p in needed[table]:
+                        await conn.execute(index_planner(path_indexed(p)))
                         await conn.execute(nullify_sql(graph, table, p, edge), chunk)
-        except _DB_ERRORS as exc:
+        except DB_ERRORS as exc:
             raise _failed(run_id, table.table.display, exc) from exc
     deleted: dict[str, int] = {}
     for t in graph.tables:
         name = t.table.display
         data: dict[str, Any] = {"run_id": run_id}
         progress(ProgressEvent("table_start", table=name, data=data))
-        statements = [delete_sql(graph, t, p) for p in needed[t] if not any(e in graph.cycle_breaks for e in p)]
+        statements = [
+            (delete_sql(graph, t, p), path_indexed(p)) for p in needed[t] if not any(e in graph.cycle_breaks for e in p)
+        ]
 
         def report(event: ProgressEvent, name: str = name, data: dict[str, Any] = data) -> None:
             progress(ProgressEvent("rows", table=name, count=event.count, data=data))
 
         try:
             deleted[name] = await _delete_table(conns, statements, chunks, report)
-        except _DB_ERRORS as exc:
+        except DB_ERRORS as exc:
             raise _failed(run_id, name, exc) from exc
         progress(ProgressEvent("table_done", table=name, count=deleted[name], data=data))
     return deleted
 
 
-async def _verify(conn: asyncpg.Connection, graph: ForeignKeyGraph, run_id: str, ids: list[str]) -> None:
+async def _verify(conn: asyncpg.Connection, graph: ForeignKeyGraph, run_id: str, chunks: list[list[str]]) -> None:
     for t in graph.tables:
         for p in t.paths:
-            left = await conn.fetchval(residue_sql(graph, t, p), ids)
+            sql = residue_sql(graph, t, p)
+            left = 0
+            for chunk in chunks:
+                row = await read_one(conn, sql, (chunk,), force_index=path_indexed(p))
+                left += row[0]
             if left:
                 many = left if left < 1000 else "over 1000"
                 raise TeardownIncomplete(
@@ -455,31 +358,79 @@ def _remove_credentials(state_dir: Path | None, run_id: str) -> bool:
     return remove_run_dir(state_dir if state_dir is not None else default_state_dir(), run_id)
 
 
+_OFFLINE_STATUS = "provisioning"  # what ``up`` loads tenants with (bulkload.HOLD_STATUS): not 'active'
+_KEY_ARRAYS = {"uuid": "uuid[]", "integer": "bigint[]"}  # a fixed whitelist, never stored text
+
+
+async def _take_tenants_offline(
+    conn: asyncpg.Connection, run: RunRecord, ids: list[str], settings: DownSettings
+) -> None:
+    """Set the run's tenants to the status ``up`` loads them with, before the first delete.
+
+    The platform refuses logins to tenants that are not 'active', so a teardown that stops
+    half-way (a killed process, a lost connection) never leaves a half-deleted tenant that
+    still serves its users.  Skipped when the tenants table has no status column.
+    """
+    tables = run.settings.get("tables")
+    spec = tables.get("tenants") if isinstance(tables, dict) else None
+    m = _schema_map(settings, run)
+    schema = str(spec["schema"]) if isinstance(spec, dict) else m.schema
+    table = str(spec["name"]) if isinstance(spec, dict) else m.table_name("tenants")
+    key = str(spec["tenant_column"]) if isinstance(spec, dict) else m.column_name("tenants", "id")
+    status = m.column_name("tenants", "status")
+    present = await conn.fetchval(
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 "
+        "AND column_name = ANY($3::text[])",
+        schema,
+        table,
+        [status, key],
+    )
+    if present != 2:
+        return
+    array = _KEY_ARRAYS.get(str(run.settings.get("id_kind")))
+    col = quote_identifier(key)
+    where = f"{col} = ANY($2::text[]::{array})" if array else f"{col}::text = ANY($2::text[])"
+    await conn.execute(
+        f"UPDATE {qualified_name(schema, table)} SET {quote_identifier(status)} = $1 "
+        f"WHERE {where} AND {quote_identifier(status)} IS DISTINCT FROM $1",
+        _OFFLINE_STATUS,
+        ids,
+    )
+
+
 async def _remove_rows(
     conn: asyncpg.Connection,
     db: ResolvedDatabase,
     graph: ForeignKeyGraph,
-    run_id: str,
+    run: RunRecord,
     ids: list[str],
     settings: DownSettings,
     progress: ProgressCallback,
 ) -> dict[str, int]:
     """Steps 2 to 5 of the module docstring for one run whose lock ``conn`` holds."""
+    run_id = run.run_id
     progress(ProgressEvent("phase", name="check", data={"run_id": run_id}))
-    needed = await _check(conn, graph, run_id, ids)
-    chunks = _chunks(ids, settings.batch_tenants)
-    extra = [await _open(db) for _ in range(min(settings.jobs, len(chunks)) - 1)]
+    chunks = chunked(ids, settings.batch_tenants)
     try:
-        await set_status(conn, run_id, "tearing_down", schema=settings.ledger_schema)
+        needed = await _check(conn, graph, run_id, chunks)
+    except DB_ERRORS as exc:
+        raise TeardownIncomplete(
+            f"Checking run {run_id}'s rows failed ({_first_line(exc)}); nothing was deleted.", run_id=run_id
+        ) from exc
+    extra = [await open_connection(db) for _ in range(min(settings.jobs, len(chunks)) - 1)]
+    try:
+        async with conn.transaction():
+            await _take_tenants_offline(conn, run, ids, settings)
+            await set_status(conn, run_id, "tearing_down", schema=settings.ledger_schema)
         progress(ProgressEvent("phase", name="delete", data={"run_id": run_id}))
         deleted = await _delete([conn, *extra], graph, needed, run_id, chunks, progress)
     finally:
         for c in extra:
-            await _close(c)
+            await close_quietly(c)
     progress(ProgressEvent("phase", name="verify", data={"run_id": run_id}))
     try:
-        await _verify(conn, graph, run_id, ids)
-    except _DB_ERRORS as exc:
+        await _verify(conn, graph, run_id, chunks)
+    except DB_ERRORS as exc:
         raise _failed(run_id, "(verification)", exc) from exc
     return deleted
 
@@ -510,7 +461,7 @@ async def _down_run(
             ids = await run_tenant_ids(conn, run_id, schema)
             if ids:
                 try:
-                    deleted = await _remove_rows(conn, db, await graphs.get(run), run_id, ids, settings, progress)
+                    deleted = await _remove_rows(conn, db, await graphs.get(run), run, ids, settings, progress)
                 except asyncio.CancelledError:
                     raise Interrupted(
                         f"Interrupted: run {run_id} is not fully removed; 'provision down {run_id}' finishes the job."
@@ -532,14 +483,14 @@ async def _down_run(
         if not conn.is_closed():
             try:
                 await release_run_lock(conn, run_id)
-            except _DB_ERRORS:
+            except DB_ERRORS:
                 pass
 
 
 async def provision_down(settings: DownSettings, progress: ProgressCallback = null_progress) -> DownResult:
     """Tear down one run, the newest, or all; see the module docstring for the order of work."""
     started = time.monotonic()
-    conn, db = await _connect(settings)
+    conn, db = await connect_for(settings)
     try:
         graphs = _Graphs(conn, settings, progress)
         runs = await _select_runs(conn, settings)
@@ -548,13 +499,13 @@ async def provision_down(settings: DownSettings, progress: ProgressCallback = nu
             progress(ProgressEvent("warning", message=w))
         return DownResult(db.masked, tuple(results), graphs.warnings, time.monotonic() - started)
     finally:
-        await _close(conn)
+        await close_quietly(conn)
 
 
 async def forget_history(settings: DownSettings) -> list[str]:
     """Delete ledger history: run ``settings.run_id`` (it must be ``removed``), or with
     ``all_runs`` every ``removed`` run.  Returns the ids forgotten."""
-    conn, _ = await _connect(settings)
+    conn, _ = await connect_for(settings)
     try:
         if settings.run_id is None:
             if not settings.all_runs:
@@ -563,10 +514,9 @@ async def forget_history(settings: DownSettings) -> list[str]:
         run = await find_run(conn, settings.run_id, settings.ledger_schema)
         if run.status != "removed":
             raise InputError(
-                f"Run {run.run_id} is '{run.status}', not removed; "
-                f"remove it with 'provision down {run.run_id}' first."
+                f"Run {run.run_id} is '{run.status}', not removed; remove it with 'provision down {run.run_id}' first."
             )
         await forget_run(conn, run.run_id, settings.ledger_schema)
         return [run.run_id]
     finally:
-        await _close(conn)
+        await close_quietly(conn)

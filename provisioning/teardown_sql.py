@@ -2,8 +2,10 @@
 
 A path is a chain of many-to-one references from a table up to the tenants table, so
 following it joins at most one parent row per row: the statements below never fan out.
-Every statement takes the tenant ids as its only parameter, ``$1`` (text[]), cast on the
-server to the tenants key type so that the indexes on the tenant columns are used.
+Statements take a batch of the run's tenant ids as ``$1`` (text[], cast on the server to
+the tenants key type so that the indexes on the tenant columns are used); the checks also
+take all of the run's tenant ids as ``$2``.  Anchoring every statement on a small batch
+keeps PostgreSQL's plans index-driven: their cost follows the run's rows, not the table's.
 
 Identifiers come from the catalogs and are always quoted by SQLAlchemy's PostgreSQL
 identifier preparer; no name is pasted into SQL unquoted.
@@ -18,9 +20,12 @@ from sqlalchemy.dialects import postgresql
 from .fkgraph import Edge, ForeignKeyGraph, GraphTable, Path, TableRef
 
 __all__ = [
+    "CHUNK",
+    "RUN",
     "check_sql",
     "delete_sql",
     "nullify_sql",
+    "path_indexed",
     "path_label",
     "qualified",
     "quote",
@@ -28,7 +33,8 @@ __all__ = [
 ]
 
 _PREPARER = postgresql.dialect().identifier_preparer
-IDS = "$1"
+CHUNK = "$1"  # the tenant ids a statement is anchored on (a batch: small, so plans use the indexes)
+RUN = "$2"  # all of the run's tenant ids, for the checks' filters
 
 
 def quote(name: str) -> str:
@@ -52,14 +58,16 @@ class _Reach:
         return " AND ".join(self.conds)
 
 
-def _anchor(graph: ForeignKeyGraph, column: str, *, as_text: bool, foreign: bool) -> str:
+def _anchor(graph: ForeignKeyGraph, column: str, *, as_text: bool, foreign: bool, ids: str) -> str:
     op = "<> ALL" if foreign else "= ANY"
     if as_text:
-        return f"{column}::text {op}({IDS}::text[])"
-    return f"{column} {op}({IDS}::text[]::{graph.tenant_key_type}[])"
+        return f"{column}::text {op}({ids}::text[])"
+    return f"{column} {op}({ids}::text[]::{graph.tenant_key_type}[])"
 
 
-def _reach(graph: ForeignKeyGraph, path: Path, *, outer: str, prefix: str, foreign: bool = False) -> _Reach:
+def _reach(
+    graph: ForeignKeyGraph, path: Path, *, outer: str, prefix: str, foreign: bool = False, ids: str = CHUNK
+) -> _Reach:
     items: list[str] = []
     conds: list[str] = []
     alias = outer
@@ -67,19 +75,19 @@ def _reach(graph: ForeignKeyGraph, path: Path, *, outer: str, prefix: str, forei
         last = i == len(path) - 1
         if last and edge.parent == graph.tenants and edge.parent_cols == (graph.tenant_key,):
             column = f"{alias}.{quote(edge.child_cols[0])}"
-            conds.append(_anchor(graph, column, as_text=edge.compare_as_text, foreign=foreign))
+            conds.append(_anchor(graph, column, as_text=edge.compare_as_text, foreign=foreign, ids=ids))
             return _Reach(tuple(items), tuple(conds))
         nxt = f"{prefix}{i + 1}"
         items.append(f"{qualified(edge.parent)} {nxt}")
         pairs = zip(edge.child_cols, edge.parent_cols, strict=True)
         conds.extend(f"{alias}.{quote(c)} = {nxt}.{quote(p)}" for c, p in pairs)
         alias = nxt
-    conds.append(_anchor(graph, f"{alias}.{quote(graph.tenant_key)}", as_text=False, foreign=foreign))
+    conds.append(_anchor(graph, f"{alias}.{quote(graph.tenant_key)}", as_text=False, foreign=foreign, ids=ids))
     return _Reach(tuple(items), tuple(conds))
 
 
 def _exists(graph: ForeignKeyGraph, path: Path, *, prefix: str, foreign: bool) -> str:
-    r = _reach(graph, path, outer="t0", prefix=prefix, foreign=foreign)
+    r = _reach(graph, path, outer="t0", prefix=prefix, foreign=foreign, ids=RUN)
     if not r.items:
         return f"({r.where})"
     return f"EXISTS (SELECT 1 FROM {', '.join(r.items)} WHERE {r.where})"
@@ -90,21 +98,19 @@ def _from(table: GraphTable, r: _Reach) -> str:
 
 
 def check_sql(graph: ForeignKeyGraph, table: GraphTable, index: int, *, exact: bool = True) -> str:
-    """Rows of ``table`` that path ``index`` ties to the run's tenants.
+    """Rows of ``table`` that path ``index`` ties to the tenants in ``$1`` (a batch of the run's).
 
     ``rows``: how many of them the earlier paths miss (``exact``: all earlier paths, so the
     counts of all paths add up; else only the primary path, enough to tell whether a
     path adds rows).  ``conflicts``: how many of those belong, by their primary path, to
-    a tenant outside the run: another tenant's rows referencing the run's rows, which
-    teardown must neither delete nor orphan.
+    a tenant outside the run (``$2``: all the run's tenants): another tenant's rows
+    referencing the run's rows, which teardown must neither delete nor orphan.
     """
     path = table.paths[index]
     r = _reach(graph, path, outer="t0", prefix="p")
     earlier = table.paths[:index] if exact else table.paths[: min(index, 1)]
     new = (
-        " AND ".join(
-            f"{_exists(graph, p, prefix=f'e{k}_', foreign=False)} IS NOT TRUE" for k, p in enumerate(earlier)
-        )
+        " AND ".join(f"{_exists(graph, p, prefix=f'e{k}_', foreign=False)} IS NOT TRUE" for k, p in enumerate(earlier))
         or "TRUE"
     )
     foreign = f"{_exists(graph, table.paths[0], prefix='f_', foreign=True)} IS TRUE" if index else "FALSE"
@@ -135,6 +141,12 @@ def residue_sql(graph: ForeignKeyGraph, table: GraphTable, path: Path, limit: in
     """How many rows (up to ``limit``) ``path`` still ties to the tenants in ``$1``."""
     r = _reach(graph, path, outer="t0", prefix="p")
     return f"SELECT count(*) FROM (SELECT 1 FROM {_from(table, r)} WHERE {r.where} LIMIT {int(limit)}) s"
+
+
+def path_indexed(path: Path) -> bool:
+    """Every hop of ``path`` can be walked down by an index (the referencing columns' own;
+    the referenced side always has its unique index)."""
+    return all(e.indexed for e in path)
 
 
 def path_label(path: Path) -> str:

@@ -22,7 +22,7 @@ from .dataset import OPTIONAL_COLUMNS, TABLE_COLUMNS, Dataset, GenerationSpec, I
 from .errors import DatabaseUnreachable
 from .passwords import estimate_hash_seconds
 from .reflect import FilledColumn, TablePlan, plan_tables, reflect_tables
-from .up import UpSettings, prepare_run
+from .upsettings import UpSettings, prepare_run
 
 __all__ = ["PlannedTable", "UpPlan", "estimate_heap_bytes", "plan_up", "value_width"]
 

@@ -81,11 +81,13 @@ def test_down_killed_mid_delete_is_resumed(sig: signal.Signals, db_factory: Any,
     proc = cli(tmp_path, "down", seeded.run_id, "--database-url", target.url)
     try:
         wait_for(
-            lambda: run_status(target, seeded.run_id) == "tearing_down"
-            and fetchval(
-                target,
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'provision-down' "
-                "AND wait_event_type = 'Lock' AND datname = current_database()",
+            lambda: (
+                run_status(target, seeded.run_id) == "tearing_down"
+                and fetchval(
+                    target,
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'provision-down' "
+                    "AND wait_event_type = 'Lock' AND datname = current_database()",
+                )
             ),
             proc,
             "the down waited on the locked agent",

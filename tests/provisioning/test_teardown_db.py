@@ -295,3 +295,13 @@ def test_the_schema_map_stored_with_the_run_is_used(db_factory) -> None:  # type
     )
     assert fetchval(target, in_audit, seeded.tenant_ids) == 0
     assert fetchval(target, "SELECT count(*) FROM platform.orgs") == 2  # the foreign ones
+
+
+def test_batches_of_tenants_on_two_connections(platform_db: DatabaseTarget, foreign: list[str]) -> None:
+    before = checksum(platform_db)
+    seeded = seed_run(platform_db, tenants=5)
+    result, events = down(platform_db, seeded.run_id, batch_tenants=2, jobs=2)
+    assert result.runs[0].rows == seeded.rows and residue(platform_db, seeded.tenant_ids) == {}
+    assert checksum(platform_db) == before
+    agent_batches = [e.count for e in events if e.kind == "rows" and e.table == "agents"]
+    assert len(agent_batches) == 3 and sum(agent_batches) == seeded.rows["agents"]  # 2 + 2 + 1 tenants
