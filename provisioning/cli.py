@@ -41,9 +41,9 @@ class _OneLineUsageErrors(TyperGroup):
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[misc]
         try:
-            outcome = super().main(*args, standalone_mode=False, **kwargs)
+            outcome = super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[misc]
         except _click_errors.NoArgsIsHelpError as exc:
             exc.show()
             sys.exit(exc.exit_code)

@@ -8,7 +8,6 @@ from typing import Any
 
 import asyncpg
 import pytest
-
 from agentic_loadkit.provisioning.copyload import CopyTarget, copy_rows
 from agentic_loadkit.provisioning.dburl import DatabaseTarget
 from agentic_loadkit.provisioning.progress import ProgressEvent

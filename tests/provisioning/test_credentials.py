@@ -10,7 +10,6 @@ import stat
 from pathlib import Path
 
 import pytest
-
 from agentic_loadkit.provisioning.credentials import (
     CSV_HEADER,
     CredentialRow,

@@ -13,8 +13,6 @@ from typing import Any
 import asyncpg
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql as pg
-
 from agentic_loadkit.fixtures.platform.schema import create_schema
 from agentic_loadkit.provisioning.dataset import OPTIONAL_COLUMNS, TABLE_COLUMNS
 from agentic_loadkit.provisioning.dburl import DatabaseTarget
@@ -28,6 +26,7 @@ from agentic_loadkit.provisioning.reflect import (
 )
 from agentic_loadkit.provisioning.schema_map import SchemaMap, parse_schema_map
 from agentic_loadkit.provisioning.sequences import reserve_id_blocks
+from sqlalchemy.dialects import postgresql as pg
 
 NOW = dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 

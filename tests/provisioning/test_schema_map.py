@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from agentic_loadkit.provisioning.errors import InputError
 from agentic_loadkit.provisioning.schema_map import (
     SchemaMap,

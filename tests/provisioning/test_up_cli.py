@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
-from up_helpers import TABLES, fetchval, install_gate, run_counts, run_row, total_rows
-
 from agentic_loadkit.provisioning import cli
 from agentic_loadkit.provisioning.dburl import DatabaseTarget
 from agentic_loadkit.provisioning.scales import SCALES
+from typer.testing import CliRunner
+from up_helpers import TABLES, fetchval, install_gate, run_counts, run_row, total_rows
 
 cli._register_commands()
 runner = CliRunner()

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-
 from agentic_loadkit.provisioning.dburl import DatabaseTarget
 from agentic_loadkit.provisioning.progress import ProgressCallback, null_progress
 from agentic_loadkit.provisioning.up import UpResult, UpSettings, provision_up
