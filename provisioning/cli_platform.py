@@ -21,7 +21,9 @@ def platform_init(
     allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow a non-loopback database."),
 ) -> None:
     """Create the reference platform's schema (tables, foreign keys, indexes) if missing."""
-    from .errors import InputError
+    import sqlalchemy.exc
+
+    from .errors import DatabaseRefused, InputError
 
     async def go() -> str:
         if id_kind not in ("uuid", "integer"):
@@ -31,7 +33,13 @@ def platform_init(
         db = resolve_database(database_url, state_dir=state().state_dir, allow_remote=allow_remote)
         conn = await connect(db)  # a clear sentence when unreachable
         await conn.close()
-        await create_schema(db.url, id_kind)  # type: ignore[arg-type]
+        try:
+            await create_schema(db.url, id_kind)  # type: ignore[arg-type]
+        except sqlalchemy.exc.DBAPIError as exc:  # one transaction: nothing was created
+            cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise DatabaseRefused(
+                f"PostgreSQL refused to create the reference schema ({cause.split(': ', 1)[-1]}); nothing was created."
+            ) from None
         return db.masked
 
     where = run_async(go())

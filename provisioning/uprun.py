@@ -98,7 +98,8 @@ class RunState:
         for task in self.tasks:
             task.cancel()
         dropped = [*self.workers, *self.side_conns]
-        pids = [w.get_server_pid() for w in dropped]
+        # a connection the server already closed has no backend left (and asyncpg no pid for it)
+        pids = [w.get_server_pid() for w in dropped if not w.is_closed()]
         if ctl is None and self.ctl_pid is not None:
             pids.append(self.ctl_pid)
         for w in dropped:

@@ -88,6 +88,7 @@ class Roles:
         else:
             statements += [
                 f'GRANT CREATE, CONNECT ON DATABASE "{db.database}" TO {name}',
+                f"GRANT CREATE ON SCHEMA public TO {name}",
                 f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {name}",
                 f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {name}",
             ]

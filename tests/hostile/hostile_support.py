@@ -33,6 +33,7 @@ __all__ = [
     "PLATFORM_TABLES",
     "Foreign",
     "Holder",
+    "active_tenants",
     "add_lookalike",
     "assert_one_sentence",
     "checksum",
@@ -138,6 +139,12 @@ def run_is_live(target: DatabaseTarget, run_id: str) -> bool:
             run_id,
         )
     )
+
+
+def active_tenants(target: DatabaseTarget, tenant_ids: Sequence[str]) -> int:
+    """How many of ``tenant_ids`` are 'active' (the platform logs in users of active tenants only)."""
+    query = "SELECT count(*) FROM tenants WHERE id::text = ANY($1) AND status = 'active'"
+    return int(fetchval(target, query, list(tenant_ids)))
 
 
 def checksum(target: DatabaseTarget) -> dict[str, str]:

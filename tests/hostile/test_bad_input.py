@@ -126,7 +126,9 @@ CASES = [
         "Unknown scale 'galactic'",
         {PROFILE: 'scale = "galactic"\n'},
     ),
-    Case("profile-counts-scalar", up("--profile", "{tmp}/profile.toml"), 2, "must be a table", {PROFILE: "counts = 5\n"}),
+    Case(
+        "profile-counts-scalar", up("--profile", "{tmp}/profile.toml"), 2, "must be a table", {PROFILE: "counts = 5\n"}
+    ),
     # schema maps
     Case("map-missing", up("--schema-map", "{tmp}/nomap.toml"), 2, "does not exist"),
     Case("map-malformed", up("--schema-map", "{tmp}/map.toml"), 2, "not valid TOML", {MAP: "[tables\n"}),
@@ -222,6 +224,8 @@ CASES = [
     Case("url-wrong-password", up(db="{wrongpw}"), 5, "refused the password"),
     Case("read-only-user", up("--quiet", db="{ro}"), 15, "permission denied"),
     Case("database-without-platform-tables", up(db="{empty}"), 6, "no table public.tenants"),
+    Case("platform-init-read-only-user", ("platform", "init", "--database-url", "{ro_empty}"), 15, "permission"),
+    Case("platform-init-id-kind", ("platform", "init", "--database-url", "{empty}", "--id-kind", "x"), 2, "--id-kind"),
     # runs
     Case("down-unknown-run", ("down", "rnothere", "--database-url", "{db}"), 7, "knows no run 'rnothere'"),
     Case("down-sql-run-id", ("down", "r1'; DROP TABLE tenants; --", "--database-url", "{db}"), 7, "knows no run"),
@@ -285,6 +289,7 @@ def targets(
     empty: DatabaseTarget = db_factory.new()
     roles = Roles()
     ro = roles.create(db.target, password="ro-secret-1", read_only=True)
+    ro_empty = roles.create(empty, password="ro-secret-1", read_only=True)
     try:
         yield {
             "hostile": db,
@@ -292,6 +297,7 @@ def targets(
             "{db}": db.url,
             "{empty}": empty.url,
             "{ro}": ro.url,
+            "{ro_empty}": ro_empty.url,
             "{nodb}": db.target.with_database("no_such_db_hostile").url,
             "{norole}": db.url.replace("://postgres@", "://nosuchrole_hostile@", 1),
             "{wrongpw}": private_pg.wrong_password_url(WRONG_PASSWORD_ROLE),
@@ -325,9 +331,11 @@ def test_bad_input(case: Case, targets: dict[str, Any], tmp_path: Path) -> None:
     assert "Traceback" not in res.output and res.stdout == ""
     # nothing written: no ledger row, no platform row, no file
     db: HostileDb = targets["hostile"]
-    assert fetchval(db.target, "SELECT (SELECT count(*) FROM provisioning.runs) + (SELECT count(*) FROM provisioning.run_tenants)") == 0
+    ledger_rows = "SELECT (SELECT count(*) FROM provisioning.runs) + (SELECT count(*) FROM provisioning.run_tenants)"
+    assert fetchval(db.target, ledger_rows) == 0
     assert checksum(db.target) == db.baseline
-    assert fetchval(targets["empty"], "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')") == 0
+    tables = "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
+    assert fetchval(targets["empty"], tables) == 0
     assert files_under(state) == before
     for secret in ("ro-secret-1", "wrong-secret", "pw-a", "pw-b", ":pw@"):
         assert secret not in res.output

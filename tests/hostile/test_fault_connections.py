@@ -11,6 +11,7 @@ from pathlib import Path
 import asyncpg
 from conftest import HostileDb
 from hostile_support import (
+    active_tenants,
     assert_one_sentence,
     fetch,
     fetchval,
@@ -106,9 +107,7 @@ def test_connection_killed_mid_down(hostile_db: HostileDb, state: Path) -> None:
     assert run_status(hostile_db.target, run_id) == "tearing_down"  # resumable, and says so
     assert residue(hostile_db.target, tenants)  # stopped half-way: what is left is the run's
     # ... and not visible as a working tenant: the platform refuses logins to tenants not 'active'
-    assert not fetchval(
-        hostile_db.target, "SELECT count(*) FROM tenants WHERE id::text = ANY($1) AND status = 'active'", tenants
-    )
+    assert active_tenants(hostile_db.target, tenants) == 0
     hostile_db.assert_intact()
     wait_for(lambda: not run_is_live(hostile_db.target, run_id), "the killed down's sessions ended")
     again = provision(state, "down", run_id, "--database-url", hostile_db.url, "--json")

@@ -18,6 +18,7 @@ from pathlib import Path
 from conftest import HostileDb
 from hostile_support import (
     Holder,
+    active_tenants,
     add_lookalike,
     assert_one_sentence,
     checksum,
@@ -49,7 +50,7 @@ def _only_run(db: HostileDb) -> str:
 
 def _offline(db: HostileDb, tenants: list[str]) -> bool:
     """None of the tenants is 'active' (the platform logs nobody of them in)."""
-    return not fetchval(db.target, "SELECT count(*) FROM tenants WHERE id::text = ANY($1) AND status = 'active'", tenants)
+    return active_tenants(db.target, tenants) == 0
 
 
 def _down_finishes(db: HostileDb, state: Path, run_id: str) -> None:
@@ -71,8 +72,9 @@ def test_up_killed_before_the_ledger_row(hostile_db: HostileDb, state: Path) -> 
         wait_for(
             lambda: fetchval(
                 hostile_db.target,
-                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory' "
-                "AND NOT l.granted AND l.classid = $1::int::oid AND l.objid = 0 AND a.application_name = 'provision-up'",
+                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                "WHERE l.locktype = 'advisory' AND NOT l.granted AND l.classid = $1::int::oid AND l.objid = 0 "
+                "AND a.application_name = 'provision-up'",
                 LOCK_CLASS,
             ),
             "the up waits for the ledger",

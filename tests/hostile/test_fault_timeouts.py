@@ -20,6 +20,7 @@ from pathlib import Path
 from conftest import HostileDb, Roles
 from hostile_support import (
     Holder,
+    active_tenants,
     assert_one_sentence,
     fetchval,
     ledger_tenants,
@@ -33,8 +34,7 @@ from hostile_support import (
 
 
 def _active(db: HostileDb, run_id: str) -> int:
-    tenants = ledger_tenants(db.target, run_id)
-    return int(fetchval(db.target, "SELECT count(*) FROM tenants WHERE id::text = ANY($1) AND status = 'active'", tenants))
+    return active_tenants(db.target, ledger_tenants(db.target, run_id))
 
 
 def test_statement_timeout_on_the_role(hostile_db: HostileDb, roles: Roles, state: Path) -> None:
@@ -58,7 +58,7 @@ def test_lock_timeout_on_the_role_with_locked_tables(hostile_db: HostileDb, role
         res = provision(state, "up", "--database-url", user.url, "--bcrypt-cost", "4", "--quiet")
         assert_one_sentence(res.stderr, res.returncode, 15, "lock timeout", "nothing was written", alone=True)
         assert fetchval(hostile_db.target, "SELECT to_regclass('provisioning.runs')") is None
-        hostile_db.assert_intact()
+    hostile_db.assert_intact()  # (reading agents waits for the lock: after it is gone)
     # up, 2: the agents table is locked against writers: the up stops in the middle of its load
     with Holder(hostile_db.target).begin("LOCK TABLE agents IN EXCLUSIVE MODE"):
         res = provision(state, "up", "--database-url", user.url, "--bcrypt-cost", "4", "--quiet")

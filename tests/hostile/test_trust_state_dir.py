@@ -84,7 +84,7 @@ def test_unsafe_state_dirs_are_refused_before_anything_is_written(hostile_db: Ho
     link = tmp_path / "link"
     link.symlink_to(elsewhere)
     for state, needle in ((shared, "world-writable"), (link, "symlink")):
-        res = provision(state, "up", "--database-url", hostile_db.url, "--bcrypt-cost", "4")
+        res = provision(state, "up", "--database-url", hostile_db.url, "--bcrypt-cost", "4", "--quiet")
         assert_one_sentence(res.stderr, res.returncode, 11, needle, str(state), alone=True)
         assert fetchval(hostile_db.target, "SELECT to_regclass('provisioning.runs')") is None
     assert files_under(shared) == [] and files_under(elsewhere) == []
