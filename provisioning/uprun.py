@@ -11,6 +11,7 @@ tenants in the ledger and the message says that ``provision down`` finishes the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -26,7 +27,15 @@ from .progress import ProgressCallback, ProgressEvent
 from .reflect import TablePlan
 from .upsettings import PreparedRun, UpSettings
 
-__all__ = ["APPLICATION_NAME", "DB_ERRORS", "RunState", "close_connection", "failure", "open_connection"]
+__all__ = [
+    "APPLICATION_NAME",
+    "DB_ERRORS",
+    "RunState",
+    "close_connection",
+    "drop_connection",
+    "failure",
+    "open_connection",
+]
 
 APPLICATION_NAME = "provision-up"
 DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
@@ -40,6 +49,14 @@ async def close_connection(conn: asyncpg.Connection) -> None:
     try:
         await asyncio.wait_for(conn.close(), 5)
     except BaseException:
+        drop_connection(conn)
+
+
+def drop_connection(conn: asyncpg.Connection) -> None:
+    """Abort a connection we give up on.  asyncio can raise from a transport whose peer already
+    closed it ('NoneType' object has no attribute 'call_soon'): that must not replace the one
+    sentence the undo reports."""
+    with contextlib.suppress(Exception):
         conn.terminate()
 
 
@@ -103,7 +120,7 @@ class RunState:
         if ctl is None and self.ctl_pid is not None:
             pids.append(self.ctl_pid)
         for w in dropped:
-            w.terminate()
+            drop_connection(w)
         remove_run_dir(self.prep.state_dir, self.run_id)
         if not self.recorded:
             return None
@@ -126,7 +143,7 @@ class RunState:
             return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         finally:
             if conn is not None and conn is not ctl:
-                conn.terminate()
+                drop_connection(conn)
 
 
 async def failure(run: RunState, ctl: asyncpg.Connection, exc: BaseException) -> BaseException:
@@ -134,7 +151,7 @@ async def failure(run: RunState, ctl: asyncpg.Connection, exc: BaseException) ->
     interrupted = isinstance(exc, asyncio.CancelledError | KeyboardInterrupt)
     if not run.recorded:  # nothing of the run was written yet
         for w in run.workers:
-            w.terminate()
+            drop_connection(w)
         await close_connection(ctl)
         if interrupted:
             return Interrupted("Interrupted before anything was written.")
@@ -161,8 +178,11 @@ async def failure(run: RunState, ctl: asyncpg.Connection, exc: BaseException) ->
         and not ctl.is_in_transaction()
     )
     if not healthy:
-        ctl.terminate()
-    problem = await asyncio.shield(run.undo(ctl if healthy else None, reason))
+        drop_connection(ctl)
+    try:
+        problem = await asyncio.shield(run.undo(ctl if healthy else None, reason))
+    except Exception as undo_error:  # whatever it was, 'provision down' finishes the job
+        problem = f"{type(undo_error).__name__}: {_first_line(undo_error)}"
     if healthy:
         await close_connection(ctl)
     if problem is None:

@@ -149,16 +149,26 @@ def active_tenants(target: DatabaseTarget, tenant_ids: Sequence[str]) -> int:
 
 def checksum(target: DatabaseTarget) -> dict[str, str]:
     """Row count and md5 of every platform table's foreign rows (rows of no run's tenants), ordered."""
-    exclude = ledger_tenants(target)
-    out = {}
-    for t in PLATFORM_TABLES:
-        out[t] = fetchval(
-            target,
-            "SELECT count(*)::text || ':' || coalesce(md5(string_agg(t::text, E'\\n' ORDER BY t::text)), '') "
-            f"FROM public.{t} t WHERE ({_owned(t)}) IS NOT TRUE",
-            exclude,
-        )
-    return out
+
+    async def go() -> dict[str, str]:
+        conn = await asyncpg.connect(target.asyncpg_url)
+        try:
+            exclude: list[str] = []
+            if await conn.fetchval("SELECT to_regclass('provisioning.run_tenants') IS NOT NULL"):
+                exclude = [r[0] for r in await conn.fetch("SELECT DISTINCT tenant_id FROM provisioning.run_tenants")]
+            out = {}
+            for t in PLATFORM_TABLES:
+                out[t] = await conn.fetchval(
+                    "SELECT count(*)::text || ':' || "
+                    "coalesce(md5(string_agg(t::text, E'\\n' ORDER BY t::text)), '') "
+                    f"FROM public.{t} t WHERE ({_owned(t)}) IS NOT TRUE",
+                    exclude,
+                )
+            return out
+        finally:
+            await conn.close()
+
+    return dict(run(go()))
 
 
 def residue(target: DatabaseTarget, tenant_ids: Sequence[str]) -> dict[str, int]:
