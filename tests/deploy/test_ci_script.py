@@ -16,14 +16,14 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from agentic_loadkit.fixtures.platform.schema import TABLE_NAMES
 from agentic_loadkit.fixtures.platform.server import PlatformProcess
 from agentic_loadkit.provisioning.dburl import DatabaseTarget
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "examples" / "ci" / "loadtest.sh"
 BIN = Path(sys.executable).parent
-PLATFORM_TABLES = ("tenants", "users", "agents", "workflows", "collections", "mcp_servers", "conversations",
-                   "audit_events", "documents")
+PLATFORM_TABLES = TABLE_NAMES
 
 
 def _counts(target: DatabaseTarget) -> dict[str, object]:

@@ -26,6 +26,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from agentic_loadkit.fixtures.platform.schema import TABLE_NAMES
 from agentic_loadkit.provisioning.dburl import DatabaseTarget
 
 __all__ = [
@@ -55,17 +56,7 @@ __all__ = [
 ]
 
 DEADLINE = 60.0
-PLATFORM_TABLES = (
-    "tenants",
-    "users",
-    "agents",
-    "workflows",
-    "collections",
-    "documents",
-    "mcp_servers",
-    "conversations",
-    "audit_events",
-)
+PLATFORM_TABLES = TABLE_NAMES
 # rows of each table that belong to the tenant ids in $1 (text[])
 _OWNED = {
     "tenants": "t.id::text = ANY($1::text[])",

@@ -18,20 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from agentic_loadkit.fixtures.platform.schema import TABLE_NAMES
 from agentic_loadkit.provisioning import ledger
 from agentic_loadkit.provisioning.dburl import DatabaseTarget
 
-TABLES = (
-    "tenants",
-    "users",
-    "agents",
-    "workflows",
-    "collections",
-    "documents",
-    "mcp_servers",
-    "conversations",
-    "audit_events",
-)
+TABLES = TABLE_NAMES
 _COUNTER = itertools.count(1)
 
 # rows of each table that belong to the tenants in $1 (text[]), by hand from the reference schema

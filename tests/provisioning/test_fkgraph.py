@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import asyncpg
 import pytest
+from agentic_loadkit.fixtures.platform.schema import TABLE_NAMES
 from agentic_loadkit.provisioning.dburl import DatabaseTarget
 from agentic_loadkit.provisioning.errors import SchemaMismatch
 from agentic_loadkit.provisioning.fkgraph import Edge, ForeignKeyGraph, TableRef, build_graph, reflect_graph
 from agentic_loadkit.provisioning.teardown_sql import path_label
 from teardown_helpers import VARIANT_SQL, execute, run
 
-REFERENCE = {
-    "tenants",
-    "users",
-    "agents",
-    "workflows",
-    "collections",
-    "documents",
-    "mcp_servers",
-    "conversations",
-    "audit_events",
-}
+REFERENCE = set(TABLE_NAMES)
 
 
 def reflect(target: DatabaseTarget, **kw: str) -> ForeignKeyGraph:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
+from agentic_loadkit.fixtures.platform.schema import TABLE_NAMES
 from agentic_loadkit.fixtures.platform.server import PlatformProcess
 from agentic_loadkit.provisioning.dburl import DatabaseTarget
 
@@ -26,17 +27,7 @@ LOCUSTFILE = REPO / "scenarios" / "locustfile.py"
 LOCUST = str(Path(sys.executable).with_name("locust"))
 PROVISION = str(Path(sys.executable).with_name("provision"))
 PASSWORD_ROUNDS = 4
-TABLES = (
-    "tenants",
-    "users",
-    "agents",
-    "workflows",
-    "collections",
-    "documents",
-    "mcp_servers",
-    "conversations",
-    "audit_events",
-)
+TABLES = TABLE_NAMES
 
 
 @dataclass
