@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from agentic_loadkit.fixtures.platform.server import PlatformProcess
+from agentic_loadkit.provisioning.dburl import parse_database_url
 from conftest import Roles
 from hostile_support import fetch, files_under, provision
 
@@ -67,9 +68,12 @@ def test_no_secret_in_any_output_file_or_row(db_factory: Any, roles: Roles, tmp_
     export = tmp_path / "export.json"
     cmd("credentials --output", "credentials", run_id, "--format", "json", "--output", str(export))
     cmd("down --dry-run", "down", run_id, "--dry-run", "--database-url", url)
-    cmd("unreachable", "up", "--database-url", url.replace("127.0.0.1:5432", "127.0.0.1:1"), ok=(5,))
-    cmd("unreachable --debug", "--debug", "runs", "--database-url", url.replace("127.0.0.1:5432", "127.0.0.1:1"),
-        ok=(5,))
+    # the same secret on a port where nothing listens (the test server may be a Unix socket)
+    target = parse_database_url(url)
+    unreachable = f"postgresql://{target.user}:{target.password}@127.0.0.1:1/{target.database}"
+    assert db_secret in unreachable
+    cmd("unreachable", "up", "--database-url", unreachable, ok=(5,))
+    cmd("unreachable --debug", "--debug", "runs", "--database-url", unreachable, ok=(5,))
     cmd("no such run --debug", "--debug", "down", "rnothere", "--database-url", url, ok=(7,))
     wrong_db = url.rsplit("/", 1)[0] + "/no_such_db_hostile"
     cmd("no such database", "status", "--database-url", wrong_db, ok=(5,))
