@@ -28,6 +28,7 @@ import asyncpg
 import pytest
 from agentic_loadkit.fixtures.platform.schema import TABLE_NAMES
 from agentic_loadkit.provisioning.dburl import DatabaseTarget
+from dbtools import execute, fetch, fetchval, run
 
 __all__ = [
     "DEADLINE",
@@ -65,40 +66,10 @@ _OWNED = {
 _LOCK_CLASS = 0x4C4B
 
 
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
-
-
 def _owned(table: str) -> str:
     return _OWNED.get(table, "t.tenant_id::text = ANY($1::text[])")
 
 
-async def _fetch(url: str, query: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(url)
-    try:
-        return list(await conn.fetch(query, *args))
-    finally:
-        await conn.close()
-
-
-def fetch(target: DatabaseTarget, query: str, *args: Any) -> list[asyncpg.Record]:
-    return list(run(_fetch(target.asyncpg_url, query, *args)))
-
-
-def fetchval(target: DatabaseTarget, query: str, *args: Any) -> Any:
-    rows = fetch(target, query, *args)
-    return rows[0][0] if rows else None
-
-
-def execute(target: DatabaseTarget, statement: str, *args: Any) -> None:
-    async def go() -> None:
-        conn = await asyncpg.connect(target.asyncpg_url)
-        try:
-            await conn.execute(statement, *args)
-        finally:
-            await conn.close()
-
-    run(go())
 
 
 def ledger_tenants(target: DatabaseTarget, run_id: str | None = None) -> list[str]:

@@ -11,7 +11,6 @@ schema, independently of ``fkgraph``, so that they can catch its mistakes.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +20,8 @@ import asyncpg
 from agentic_loadkit.fixtures.platform.schema import TABLE_NAMES
 from agentic_loadkit.provisioning import ledger
 from agentic_loadkit.provisioning.dburl import DatabaseTarget
+from dbtools import execute, fetchval, run  # noqa: F401  (re-exported to the teardown tests)
+from dbtools import fetch_async as _fetch  # noqa: F401
 
 TABLES = TABLE_NAMES
 _COUNTER = itertools.count(1)
@@ -34,10 +35,6 @@ _OWNED = {
 
 def _owned(table: str, schema: str = "public") -> str:
     return _OWNED.get(table, "t.tenant_id::text = ANY($1::text[])").format(s=schema)
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
 
 
 @dataclass(frozen=True)
@@ -175,28 +172,6 @@ def seed_foreign(target: DatabaseTarget, *, tag: str, tenants: int = 2) -> list[
     return run(seed_foreign_async(target, tag=tag, tenants=tenants))
 
 
-async def _fetch(target: DatabaseTarget, query: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(target.asyncpg_url)
-    try:
-        return list(await conn.fetch(query, *args))
-    finally:
-        await conn.close()
-
-
-def fetchval(target: DatabaseTarget, query: str, *args: Any) -> Any:
-    rows = run(_fetch(target, query, *args))
-    return rows[0][0] if rows else None
-
-
-def execute(target: DatabaseTarget, statement: str, *args: Any) -> None:
-    async def go() -> None:
-        conn = await asyncpg.connect(target.asyncpg_url)
-        try:
-            await conn.execute(statement, *args)
-        finally:
-            await conn.close()
-
-    run(go())
 
 
 def residue(target: DatabaseTarget, tenant_ids: Sequence[str], schema: str = "public") -> dict[str, int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +9,8 @@ import asyncpg
 from agentic_loadkit.provisioning.dburl import DatabaseTarget
 from agentic_loadkit.provisioning.progress import ProgressCallback, null_progress
 from agentic_loadkit.provisioning.up import UpResult, UpSettings, provision_up
+from dbtools import fetch_async as fetch
+from dbtools import fetchval, run
 
 TABLES = ("tenants", "users", "agents", "workflows", "collections", "mcp_servers")
 
@@ -42,10 +43,6 @@ def remove_gate(target: DatabaseTarget, schema: str = "public") -> None:
     )
 
 
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
-
-
 def up(
     target: DatabaseTarget, state_dir: Path, progress: ProgressCallback = null_progress, **kw: Any
 ) -> UpResult:
@@ -59,19 +56,6 @@ async def sql(target: DatabaseTarget, statement: str, *args: Any) -> None:
         await conn.execute(statement, *args)
     finally:
         await conn.close()
-
-
-async def fetch(target: DatabaseTarget, query: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(target.asyncpg_url)
-    try:
-        return list(await conn.fetch(query, *args))
-    finally:
-        await conn.close()
-
-
-def fetchval(target: DatabaseTarget, query: str, *args: Any) -> Any:
-    rows = run(fetch(target, query, *args))
-    return rows[0][0] if rows else None
 
 
 def run_counts(
