@@ -29,8 +29,10 @@ from typing import Any
 
 import asyncpg
 
+from .analyze import analyze_table
 from .copyload import Row, RowTransform, copy_rows
 from .dataset import Dataset, IdSpace
+from .fkcheck import REPLICA_ROLE, FkCheckPlan, verify_foreign_keys
 from .ledger import record_tenants
 from .progress import ProgressCallback, ProgressEvent, null_progress
 from .reflect import TablePlan
@@ -41,7 +43,6 @@ __all__ = [
     "LoadOutcome",
     "Piece",
     "TableLoad",
-    "analyze_tables",
     "delete_run_rows",
     "load_order",
     "load_run",
@@ -84,6 +85,7 @@ class LoadOutcome:
     tables: list[TableLoad] = field(default_factory=list)
     tenant_status: dict[str, list[Any]] = field(default_factory=dict)  # final status → tenant ids (held ones)
     analyzed: set[str] = field(default_factory=set)  # tables already ANALYZEd during the load
+    foreign_keys_checked: int = 0  # foreign keys verified set-based after the load (0: per-row triggers)
 
     @property
     def rows(self) -> int:
@@ -205,12 +207,20 @@ async def load_run(
     progress: ProgressCallback = null_progress,
     workers: list[asyncpg.Connection] | None = None,
     failed: list[str] | None = None,
+    fk_checks: FkCheckPlan | None = None,
 ) -> LoadOutcome:
     """Load every table of ``dataset``; the ledger's ``run_tenants`` rows are written here.
 
     ``workers`` (a list the caller owns) receives the worker connections as they are
     opened, so that the caller can stop them when it must undo a failed load; ``failed``
-    receives the name of the table whose load raised.
+    receives the name of the table whose load raised.  With ``fk_checks.after_load`` the
+    child tables are copied with the foreign-key triggers off and the keys are verified
+    set-based before this returns (``fkcheck``); in a single-stream load, inside its
+    transaction.
+
+    Parallel streams commit with ``synchronous_commit = off``: their commits need not wait
+    for the WAL flush, because nothing trusts a run until the control connection's
+    ``ready`` commit, which is synchronous and, WAL being ordered, durable only after them.
     """
     failed = failed if failed is not None else []
     order = load_order(plans)
@@ -238,7 +248,9 @@ async def load_run(
 
     children = [t for t in order if t != "tenants"]
     pieces = plan_pieces(dataset, children, streams, split_rows)
-    scheduler = _Scheduler(pieces, {t: set(plans[t].parents) & set(plans) for t in children})
+    after_load = fk_checks is not None and fk_checks.after_load
+    # with the foreign-key triggers off, a child need not wait for its parents' commit
+    scheduler = _Scheduler(pieces, {} if after_load else {t: set(plans[t].parents) & set(plans) for t in children})
     started_at: dict[str, float] = {}
     for table in children:  # tables with no rows are done at once
         if dataset.stream(table).count == 0:
@@ -275,19 +287,30 @@ async def load_run(
                     )
                 )
                 if own_transactions:  # committed: analyze it now, while the other streams still load
-                    await conn.execute(f"ANALYZE {plan.qualified}")
+                    await analyze_table(conn, plan)
                     outcome.analyzed.add(piece.table)
+
+    async def verify() -> None:
+        if fk_checks is not None and after_load:
+            outcome.foreign_keys_checked = await verify_foreign_keys(ctl, fk_checks, plans, tenant_ids)
 
     if not parallel:
         async with ctl.transaction():
             await copy_tenants(ctl)
+            if after_load:
+                await ctl.execute(REPLICA_ROLE.replace("SET", "SET LOCAL", 1))
             await run_worker(ctl, own_transactions=False)
+            await verify()
     else:
         async with ctl.transaction():
             await copy_tenants(ctl)
         opened = workers if workers is not None else []
         for _ in range(min(streams, max(1, len(pieces)))):
-            opened.append(await open_worker())
+            conn = await open_worker()
+            opened.append(conn)
+            await conn.execute("SET synchronous_commit = off")
+            if after_load:
+                await conn.execute(REPLICA_ROLE)
         try:
             tasks = [asyncio.ensure_future(run_worker(c, own_transactions=True)) for c in opened]
             try:
@@ -303,6 +326,7 @@ async def load_run(
             if workers is None:  # we own them
                 for c in opened:
                     c.terminate()
+        await verify()
     after = await relation_sizes(ctl, plans)
     for table in order:
         plan = plans[table]
@@ -317,29 +341,6 @@ async def load_run(
             )
         )
     return outcome
-
-
-async def analyze_tables(
-    conns: Sequence[asyncpg.Connection],
-    plans: Mapping[str, TablePlan],
-    progress: ProgressCallback = null_progress,
-) -> None:
-    """ANALYZE every loaded table, spread over ``conns`` (so the planner knows the new rows)."""
-    queue: asyncio.Queue[TablePlan] = asyncio.Queue()
-    for plan in sorted(plans.values(), key=lambda p: p.contract == "tenants"):
-        queue.put_nowait(plan)
-
-    async def work(conn: asyncpg.Connection) -> None:
-        while not queue.empty():
-            plan = queue.get_nowait()
-            await conn.execute(f"ANALYZE {plan.qualified}")
-            progress(
-                ProgressEvent(
-                    "info", name="analyze", table=plan.contract, message=f"analyzed {plan.qualified}"
-                )
-            )
-
-    await asyncio.gather(*(work(c) for c in conns))
 
 
 async def delete_run_rows(

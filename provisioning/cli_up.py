@@ -34,6 +34,7 @@ from rich.text import Text
 from .cli import app, err_console, out_console, run_async, state
 from .credentials import export_credentials
 from .errors import InputError
+from .passwords import DEFAULT_BCRYPT_COST, DEFAULT_PASSWORD_COUNT
 from .progress import ProgressEvent
 from .runs import RunList, RunStatusReport, list_runs, run_status, run_summary
 from .scales import parse_skew
@@ -135,10 +136,10 @@ def _print_result(result: UpResult) -> None:
     phases = " · ".join(f"{k} {v:.2f} s" for k, v in result.phases.items() if k != "total")
     rate = result.rows / result.elapsed if result.elapsed else 0.0
     lines = [
-        f"phases: {phases} (bcrypt hashing runs in worker processes alongside the other phases)",
+        f"phases: {phases} (bcrypt hashing runs on threads alongside the other phases)",
         f"total {result.elapsed:.2f} s, {rate:,.0f} rows/s, "
         f"{result.heap_bytes / _MB / result.elapsed:,.1f} heap MB/s, {result.streams} stream(s), "
-        f"peak RSS {result.peak_rss_mb:.0f} MB",
+        f"foreign keys checked {result.foreign_key_checks}, peak RSS {result.peak_rss_mb:.0f} MB",
         f"scale {result.scale}, seed {result.seed}, {result.id_kind} keys, target {result.target}",
         f"fingerprint {result.fingerprint}",
         f"credentials {result.credentials_path} ({result.active_users:,} active users, "
@@ -207,15 +208,21 @@ def up(
     uniform: bool = typer.Option(False, "--uniform", help="Make every tenant the same size."),
     label: str | None = typer.Option(None, "--label", help="A label stored with the run."),
     schema_map: Path | None = typer.Option(None, "--schema-map", help="A TOML map of table/column names."),
-    bcrypt_cost: int = typer.Option(12, "--bcrypt-cost", help="bcrypt cost of the password hashes."),
+    bcrypt_cost: int = typer.Option(DEFAULT_BCRYPT_COST, "--bcrypt-cost", help="bcrypt cost of the password hashes."),
     password_count: int = typer.Option(
-        16, "--password-count", help="Distinct passwords shared by the users."
+        DEFAULT_PASSWORD_COUNT, "--password-count", help="Distinct passwords shared by the users."
     ),
     unique_passwords: bool = typer.Option(False, "--unique-passwords", help="One password per user (slow)."),
     single_transaction: bool = typer.Option(
         False, "--single-transaction", help="Load everything in one transaction on one connection (slower)."
     ),
     streams: int = typer.Option(2, "--streams", help="Parallel COPY streams.", hidden=True),
+    foreign_key_checks: str = typer.Option(
+        "auto",
+        "--foreign-key-checks",
+        help="auto | per-row | after-load: check foreign keys once, set-based, after the load "
+        "(needs a role that may set session_replication_role; auto falls back to per row).",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and write nothing."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     quiet: bool = typer.Option(False, "--quiet", help="Print nothing but errors."),
@@ -243,6 +250,7 @@ def up(
             allow_remote=allow_remote,
             state_dir=state().state_dir,
             streams=1 if single_transaction else streams,
+            foreign_key_checks=foreign_key_checks,
         )
         if dry_run:
             return await plan_up(settings)

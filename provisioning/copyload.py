@@ -6,16 +6,18 @@ Python values with the column types it reads from the server.  Every loader in t
 toolkit goes through ``copy_rows`` so that there is one place that knows how rows reach
 the server, how progress is reported, and how a failure is named.
 
-Each batch is one ``copy_records_to_table`` call: batches bound memory (only one batch
-of Python tuples exists at a time per stream), and their size barely matters for speed
-(≈ 50,000 rows per call is fine).  The caller owns the transaction.
+A stream of batches is one ``copy_records_to_table`` call fed lazily, batch by batch
+(an async iterable of batches: one call per batch).  Batches bound memory (one batch of
+Python tuples per stream at a time); small ones (4,000 rows by default in ``up``) keep
+the generation of one stream from starving the other streams' backends.  The caller
+owns the transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,13 +44,27 @@ class CopyTarget:
     transform: RowTransform | None = None
 
 
-async def _aiter(batches: Iterable[Sequence[Row]] | AsyncIterable[Sequence[Row]]) -> Any:
-    if isinstance(batches, AsyncIterable):
-        async for batch in batches:
-            yield batch
-    else:
-        for batch in batches:
-            yield batch
+def _stream_rows(
+    batches: Iterable[Sequence[Row]],
+    transform: RowTransform | None,
+    label: str,
+    progress: ProgressCallback,
+    sent: list[int],
+) -> Iterator[Row]:
+    """Every row of every batch, for one COPY; a ``rows`` event after each batch is encoded.
+
+    One COPY per stream of batches, fed lazily: the rows of the next batch are generated
+    only when asyncpg has encoded the previous ones, and asyncpg gives the event loop
+    away whenever the socket is full, so with several streams one stream's generation
+    overlaps the other streams' server work (measured: 25,000-row batches, each its own
+    COPY, left the other stream's backend idle while a batch was generated).
+    """
+    for batch in batches:
+        if not batch:
+            continue
+        yield from (map(transform, batch) if transform is not None else batch)
+        sent[0] += len(batch)
+        progress(ProgressEvent("rows", table=label, count=len(batch)))
 
 
 async def _copy_batch(conn: asyncpg.Connection, target: CopyTarget, columns: list[str], records: Any) -> None:
@@ -100,17 +116,19 @@ async def copy_rows(
     if announce:
         progress(ProgressEvent("table_start", table=target.label, total=total))
     started = time.perf_counter()
-    written = 0
     transform = target.transform
     columns = list(target.columns)
-    async for batch in _aiter(batches):
-        if not batch:
-            continue
-        records = [transform(r) for r in batch] if transform is not None else batch
-        await _copy_batch(conn, target, columns, records)
-        written += len(records)
-        del records
-        progress(ProgressEvent("rows", table=target.label, count=len(batch)))
+    sent = [0]
+    if isinstance(batches, AsyncIterable):
+        async for batch in batches:
+            if batch:
+                records = [transform(r) for r in batch] if transform is not None else batch
+                await _copy_batch(conn, target, columns, records)
+                sent[0] += len(records)
+                progress(ProgressEvent("rows", table=target.label, count=len(records)))
+    else:
+        await _copy_batch(conn, target, columns, _stream_rows(batches, transform, target.label, progress, sent))
+    written = sent[0]
     seconds = time.perf_counter() - started
     if announce:
         progress(

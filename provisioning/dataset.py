@@ -21,6 +21,7 @@ from typing import Protocol, runtime_checkable
 
 from .errors import InputError
 from .fingerprint import CHUNK_ROWS, FingerprintAccumulator, chunk_digest
+from .passwords import DEFAULT_PASSWORD_COUNT
 from .pools import build_pools
 from .rows import (
     OPTIONAL_COLUMNS,
@@ -84,7 +85,7 @@ class GenerationSpec:
     namespace: str
     counts: ScaleCounts
     skew: float | None = 1.0
-    password_slots: int = 16
+    password_slots: int = DEFAULT_PASSWORD_COUNT
     inactive_user_share: float = 0.05
     deleted_agent_share: float = 0.03
 

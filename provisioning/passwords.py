@@ -3,7 +3,7 @@
 The platform stores passlib-style bcrypt hashes (``$2b$12$...``).  We use the ``bcrypt``
 package directly (passlib 1.7.4 breaks with bcrypt 5).  bcrypt is slow by design
 (≈ 0.3 s per hash per core at cost 12 here), so a run hashes a small set of distinct
-passwords (16 by default) once, in parallel worker processes, and gives each user one
+passwords (4 by default) once, on one thread per core, and gives each user one
 of them; ``unique=True`` hashes one per user for those who need it.
 
 Passwords come from ``secrets`` and are never derived from the run's seed: the seed is
@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-import multiprocessing
 import os
+import queue
 import secrets
-import signal
 import string
+import threading
 from collections.abc import Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import bcrypt
@@ -44,7 +43,11 @@ __all__ = [
 ]
 
 DEFAULT_BCRYPT_COST = 12
-DEFAULT_PASSWORD_COUNT = 16
+# Why 4: a distinct password costs ≈ 0.31 s of CPU at cost 12 here, taken from the load it
+# runs beside, and changes nothing the platform does under load (a login verifies one hash
+# at full cost, however many distinct ones exist); 16 of them were a third of the CPU of
+# ``up --scale large`` (measured, bench/provision_bench.py).
+DEFAULT_PASSWORD_COUNT = 4
 MIN_BCRYPT_COST = 4
 MAX_BCRYPT_COST = 31
 PASSWORD_LENGTH = 20
@@ -85,17 +88,12 @@ def generate_passwords(count: int) -> list[str]:
 
 
 def hash_password(password: str, cost: int = DEFAULT_BCRYPT_COST) -> str:
-    """One ``$2b$`` hash (a module-level function so worker processes can run it)."""
+    """One ``$2b$`` hash (``bcrypt`` releases the GIL while it works, so threads run in parallel)."""
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=cost, prefix=b"2b")).decode()
 
 
 def _hash_chunk(passwords: Sequence[str], cost: int) -> list[str]:
     return [hash_password(p, cost) for p in passwords]
-
-
-def _ignore_sigint() -> None:
-    # Ctrl-C goes to the whole process group; the parent handles it and shuts the pool down.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def estimate_hash_seconds(count: int, cost: int, workers: int | None = None) -> float:
@@ -108,48 +106,76 @@ def _worker_count(count: int) -> int:
     return max(1, min(os.cpu_count() or 1, count))
 
 
+async def _hash_in_threads(passwords: Sequence[str], cost: int, progress: ProgressCallback) -> list[str]:
+    """Hash on one daemon thread per core; the event loop stays free for the load meanwhile.
+
+    Why threads, not processes: ``bcrypt`` releases the GIL, so threads hash in parallel
+    (measured: 16 hashes at cost 12 in 2.61 s on 2 threads, 2.84 s on 2 spawned processes,
+    which also cost 0.45 s of CPU to start).  Worker processes also re-import the caller's
+    ``__main__``, which breaks a script without an ``if __name__ == "__main__"`` guard.
+    Daemon threads, because a hash cannot be interrupted: on cancellation (Ctrl-C) the
+    threads stop taking work and the process exits without waiting for the hash in flight.
+    """
+    loop = asyncio.get_running_loop()
+    results: list[str] = [""] * len(passwords)
+    todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for i in range(len(passwords)):
+        todo.put(i)
+    stop = threading.Event()
+    done: asyncio.Queue[int | BaseException] = asyncio.Queue()
+
+    def report(item: int | BaseException) -> bool:
+        try:
+            loop.call_soon_threadsafe(done.put_nowait, item)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            return False
+        return True
+
+    def work() -> None:
+        while not stop.is_set():
+            try:
+                i = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                results[i] = hash_password(passwords[i], cost)
+            except BaseException as exc:  # handed to the awaiting coroutine
+                report(exc)
+                return
+            if not report(i):
+                return
+
+    for k in range(_worker_count(len(passwords))):
+        threading.Thread(target=work, name=f"provision-bcrypt-{k}", daemon=True).start()
+    try:
+        for _ in range(len(passwords)):
+            item = await done.get()
+            if isinstance(item, BaseException):
+                raise item
+            progress(ProgressEvent("rows", table="passwords", count=1))
+    finally:
+        stop.set()
+    return results
+
+
 async def hash_passwords(
     count: int,
     cost: int = DEFAULT_BCRYPT_COST,
     *,
     progress: ProgressCallback = null_progress,
-    executor: Executor | None = None,
 ) -> PasswordSet:
-    """Make ``count`` random passwords and hash them in parallel processes.
+    """Make ``count`` random passwords and hash them on one thread per core.
 
-    Small costs (the tests' cost 4) hash in-process: starting workers would cost more.
-    Cancellation (Ctrl-C) drops the queued work and leaves the pool without waiting.
+    Small costs (the tests' cost 4) hash inline: starting threads would cost more.
+    Cancellation (Ctrl-C) stops the threads after the hash each is working on.
     """
     validate_password_options(count, cost)
     passwords = generate_passwords(count)
     progress(ProgressEvent("table_start", table="passwords", total=count))
-    if cost <= 6 and executor is None:
+    if cost <= 6:
         hashes = _hash_chunk(passwords, cost)
         progress(ProgressEvent("rows", table="passwords", count=count))
-        progress(ProgressEvent("table_done", table="passwords", count=count))
-        return PasswordSet(tuple(passwords), tuple(hashes), cost)
-    workers = _worker_count(count)
-    own = executor is None
-    pool = executor or ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_sigint
-    )
-    loop = asyncio.get_running_loop()
-    # chunks small enough to spread over the workers, large enough to keep IPC cheap
-    size = max(1, min(64, math.ceil(count / (workers * 4))))
-    chunks = [passwords[i : i + size] for i in range(0, count, size)]
-    futures = [loop.run_in_executor(pool, _hash_chunk, chunk, cost) for chunk in chunks]
-    try:
-        for next_done in asyncio.as_completed(futures):
-            hashed = await next_done
-            progress(ProgressEvent("rows", table="passwords", count=len(hashed)))
-        hashes = [h for f in futures for h in f.result()]
-    except BaseException:
-        for f in futures:
-            f.cancel()
-        if own:
-            pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    if own:
-        pool.shutdown(wait=True)
+    else:
+        hashes = await _hash_in_threads(passwords, cost, progress)
     progress(ProgressEvent("table_done", table="passwords", count=count))
     return PasswordSet(tuple(passwords), tuple(hashes), cost)

@@ -5,7 +5,7 @@ The order of work is what makes a run safe to interrupt at any point:
 1. validate every input (scale, counts, options, schema map) — nothing touched yet;
 2. resolve the database (the remote guard runs before any connection) and connect;
 3. reflect the live schema and plan every table (``reflect``) — still nothing written;
-4. start hashing the passwords (worker processes), create the ledger if needed, take
+4. start hashing the passwords (threads), create the ledger if needed, take
    the run's advisory lock, record the run (status ``provisioning``) and commit;
 5. reserve integer ids from the tables' sequences (integer keys only);
 6. load (``bulkload``): tenants with their ``run_tenants`` rows first, then the children;
@@ -34,10 +34,12 @@ import asyncpg
 
 from . import ledger
 from ._version import __version__
-from .bulkload import analyze_tables, load_run
+from .analyze import analyze_tables
+from .bulkload import load_run
 from .database import ResolvedDatabase, resolve_database
 from .dataset import OPTIONAL_COLUMNS, TABLE_COLUMNS, Dataset, GenerationSpec, IdSpace, IntegerIds, UuidIds
 from .errors import ProvisioningFailed
+from .fkcheck import FkCheckPlan, plan_fk_checks
 from .passwords import PasswordSet, estimate_hash_seconds
 from .progress import ProgressCallback, ProgressEvent, null_progress
 from .reflect import TablePlan, plan_tables, reflect_tables
@@ -135,6 +137,7 @@ async def provision_up(settings: UpSettings, progress: ProgressCallback = null_p
                         ),
                     )
                 )
+        fk_checks = await plan_fk_checks(ctl, plans, settings.foreign_key_checks)
         run.phases["reflect"] = time.perf_counter() - t
         progress(
             ProgressEvent(
@@ -171,11 +174,11 @@ async def provision_up(settings: UpSettings, progress: ProgressCallback = null_p
             toolkit_version=__version__,
             label=settings.label,
             schema=settings.ledger_schema,
-            settings=_ledger_settings(settings, prep, plans, db),
+            settings=_ledger_settings(settings, prep, plans, db, fk_checks),
         )
         run.recorded = True
         run.phases["ledger"] = time.perf_counter() - t
-        result = await _provision(run, ctl, plans, hashing, started)
+        result = await _provision(run, ctl, plans, hashing, started, fk_checks)
     except BaseException as exc:
         if hashing is not None and not hashing.done():
             hashing.cancel()
@@ -188,9 +191,14 @@ async def provision_up(settings: UpSettings, progress: ProgressCallback = null_p
 
 
 def _ledger_settings(
-    settings: UpSettings, prep: PreparedRun, plans: Mapping[str, TablePlan], db: ResolvedDatabase
+    settings: UpSettings,
+    prep: PreparedRun,
+    plans: Mapping[str, TablePlan],
+    db: ResolvedDatabase,
+    fk_checks: FkCheckPlan,
 ) -> dict[str, Any]:
     return {
+        "foreign_key_checks": fk_checks.mode,
         "schema_map": prep.schema_map.as_dict(),
         "skew": prep.skew,
         "password_count": settings.password_count,
@@ -214,6 +222,7 @@ async def _provision(
     plans: dict[str, TablePlan],
     hashing: asyncio.Task[PasswordSet],
     started: float,
+    fk_checks: FkCheckPlan,
 ) -> UpResult:
     settings, prep, progress = run.settings, run.prep, run.progress
     counts = prep.counts.as_dict()
@@ -264,7 +273,9 @@ async def _provision(
         dataset = Dataset(spec, slot_hashes)
 
     t = time.perf_counter()
-    run.phase("load", streams=settings.streams)
+    run.phase("load", streams=settings.streams, foreign_key_checks=fk_checks.mode)
+    if not fk_checks.after_load and settings.foreign_key_checks == "auto":
+        progress(ProgressEvent("info", message=f"foreign keys are checked per row: {fk_checks.reason}"))
     status_column = _status_column(plans, prep.schema_map)
     hooks = {}
     if unique is not None:
@@ -285,6 +296,7 @@ async def _provision(
         progress=load_progress,
         workers=run.workers,
         failed=run.failed_tables,
+        fk_checks=fk_checks,
     )
     if apply_task is not None:
         passwords = await apply_task
@@ -361,4 +373,5 @@ async def _provision(
         filled_columns=tuple(f for p in plans.values() for f in p.filled),
         dropped_columns={t: p.dropped for t, p in plans.items() if p.dropped},
         peak_rss_mb=_peak_rss_mb(),
+        foreign_key_checks=fk_checks.mode,
     )

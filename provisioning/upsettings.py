@@ -16,6 +16,7 @@ from typing import Any
 from . import ledger
 from .bulkload import MIN_SPLIT_ROWS, TableLoad
 from .errors import InputError
+from .fkcheck import FK_CHECK_MODES
 from .passwords import DEFAULT_BCRYPT_COST, DEFAULT_PASSWORD_COUNT, validate_password_options
 from .reflect import FilledColumn
 from .scales import DEFAULT_SKEW, MAX_SKEW, ScaleCounts, resolve_counts
@@ -32,7 +33,7 @@ __all__ = [
     "prepare_run",
 ]
 
-DEFAULT_BATCH_SIZE = 25_000
+DEFAULT_BATCH_SIZE = 4_000
 DEFAULT_STREAMS = 2
 MAX_SEED = 2**63 - 1
 _LABEL_MAX = 200
@@ -59,6 +60,7 @@ class UpSettings:
     batch_size: int = DEFAULT_BATCH_SIZE
     split_rows: int = MIN_SPLIT_ROWS  # tables with at least this many rows are split over the streams
     ledger_schema: str = ledger.DEFAULT_LEDGER_SCHEMA
+    foreign_key_checks: str = "auto"  # "auto" | "per-row" | "after-load" (see fkcheck)
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,7 @@ class UpResult:
     filled_columns: tuple[FilledColumn, ...] = ()
     dropped_columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
     peak_rss_mb: float = 0.0
+    foreign_key_checks: str = "per-row"  # how the load checked foreign keys: "per-row" or "after-load"
 
     @property
     def rows(self) -> int:
@@ -144,6 +147,10 @@ def prepare_run(settings: UpSettings) -> PreparedRun:
     _check_int("number of streams", settings.streams, 1, 16)
     _check_int("batch size", settings.batch_size, 1, 1_000_000)
     _check_int("split threshold", settings.split_rows, 1, 1 << 40)
+    if settings.foreign_key_checks not in FK_CHECK_MODES:
+        raise InputError(
+            f"Foreign-key checks must be one of {', '.join(FK_CHECK_MODES)}, not {settings.foreign_key_checks!r}."
+        )
     if settings.label is not None and (len(settings.label) > _LABEL_MAX or not settings.label.isprintable()):
         raise InputError(f"The label must be printable text of at most {_LABEL_MAX} characters.")
     if settings.unique_passwords and counts.users > 65_536:

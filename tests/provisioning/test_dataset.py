@@ -30,6 +30,7 @@ MULTI_CHUNK = ScaleCounts(4, 60, 3 * CHUNK_ROWS + 123, 500, 40, 20)
 
 def _spec(seed: int = 5, namespace: str = "r3k9x2ab", counts: ScaleCounts = SMALL, **kw: Any
           ) -> GenerationSpec:
+    kw.setdefault("password_slots", 16)  # the tests hand every dataset 16 hashes
     return GenerationSpec(seed=seed, namespace=namespace, counts=counts, **kw)
 
 

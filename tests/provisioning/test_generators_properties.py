@@ -139,7 +139,8 @@ def test_generated_data_keeps_every_invariant(
 @settings(max_examples=8, deadline=None)
 @given(seed=st.integers(0, 2**63 - 1), counts=valid_counts)
 def test_any_seed_generates_valid_data(seed: int, counts: ScaleCounts) -> None:
-    dataset = Dataset(GenerationSpec(seed=seed, namespace="anyseed1", counts=counts), HASHES)
+    spec = GenerationSpec(seed=seed, namespace="anyseed1", counts=counts, password_slots=len(HASHES))
+    dataset = Dataset(spec, HASHES)
     ids = UuidIds("anyseed1")
     check_invariants(dataset, generate(dataset, ids), ids)
 

@@ -245,7 +245,7 @@ def test_integer_keys_parallel_pieces_and_single_transaction(
     spec = GenerationSpec(
         seed=11, namespace="x", counts=SCALES["small"].__class__(**{**SMALL, "agents": 12_000})
     )
-    pieces = plan_pieces(Dataset(spec, ["h"] * 16), ["agents"], streams=2, split_rows=8192)
+    pieces = plan_pieces(Dataset(spec, ["h"] * spec.password_slots), ["agents"], streams=2, split_rows=8192)
     assert len(pieces) == 2  # the parallel run really loaded agents in two concurrent pieces
     expected = {**SMALL, "agents": 12_000}
     assert run_counts(platform_db_int, par.run_id) == expected == run_counts(platform_db_int, one.run_id)
