@@ -85,8 +85,8 @@ class _UpRenderer:
     def __call__(self, event: ProgressEvent) -> None:
         if event.kind == "warning":
             self.warnings.append(event.message)
-        if not self.enabled or event.kind == "phase" or (event.kind == "info" and event.name == "analyze"):
-            return
+        if not self.enabled or event.kind == "phase" or (event.kind == "info" and event.name in ("analyze", "ready")):
+            return  # per-table ANALYZE lines are noise; "ready" is the summary table's title
         if not err_console.is_terminal:  # logs (CI): one line per message and per finished table
             if event.kind in ("info", "warning"):
                 prefix = "warning: " if event.kind == "warning" else ""

@@ -190,14 +190,18 @@ def resolve_counts(
     """The run's scale name and counts: the named scale, then the profile, then ``key=value`` overrides.
 
     A profile's own ``scale = "..."`` replaces ``scale`` as the base; its ``name`` (else the
-    file's stem) becomes the returned name.  Raises ``InputError`` for anything malformed.
+    file's stem) becomes the returned name; ``--set`` overrides that change a count add
+    ``+set`` to it (``large+set``).  Raises ``InputError`` for anything malformed.
     """
     counts = _scale_by_name(scale, source="")
     name = scale.strip().lower()
     if profile is not None:
         name, counts = _apply_profile(Path(profile), counts)
+    base = counts
     for item in overrides:
         counts = _apply_override(item, counts)
+    if counts != base:  # the ledger and the summary must not call overridden counts by the base's name
+        name = f"{name}+set"
     if overrides:
         source = f" (after --set {', '.join(str(o).strip() for o in overrides)})"
     else:

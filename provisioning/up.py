@@ -139,13 +139,6 @@ async def provision_up(settings: UpSettings, progress: ProgressCallback = null_p
                 )
         fk_checks = await plan_fk_checks(ctl, plans, settings.foreign_key_checks)
         run.phases["reflect"] = time.perf_counter() - t
-        progress(
-            ProgressEvent(
-                "info",
-                message=f"run {run.run_id}, scale {prep.scale}, seed {prep.seed}, target {db.masked}",
-                data={"run_id": run.run_id, "seed": prep.seed},
-            )
-        )
         if settings.unique_passwords:
             est = estimate_hash_seconds(prep.hash_count, settings.bcrypt_cost)
             progress(
@@ -178,6 +171,14 @@ async def provision_up(settings: UpSettings, progress: ProgressCallback = null_p
         )
         run.recorded = True
         run.phases["ledger"] = time.perf_counter() - t
+        # announced only now: a refused ledger must not leave a run id on screen that names nothing
+        progress(
+            ProgressEvent(
+                "info",
+                message=f"run {run.run_id}, scale {prep.scale}, seed {prep.seed}, target {db.masked}",
+                data={"run_id": run.run_id, "seed": prep.seed},
+            )
+        )
         result = await _provision(run, ctl, plans, hashing, started, fk_checks)
     except BaseException as exc:
         if hashing is not None and not hashing.done():
@@ -350,7 +351,7 @@ async def _provision(
     run.phases["finalize"] = time.perf_counter() - t
     elapsed = time.perf_counter() - started
     run.phases["total"] = elapsed
-    progress(ProgressEvent("info", message=f"run {run.run_id} ready", data={"run_id": run.run_id}))
+    progress(ProgressEvent("info", name="ready", message=f"run {run.run_id} ready", data={"run_id": run.run_id}))
     return UpResult(
         run_id=run.run_id,
         label=settings.label,

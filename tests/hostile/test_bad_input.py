@@ -223,6 +223,8 @@ CASES = [
     Case("url-unknown-role", up(db="{norole}"), 5, "nosuchrole_hostile"),
     Case("url-wrong-password", up(db="{wrongpw}"), 5, "refused the password"),
     Case("read-only-user", up("--quiet", db="{ro}"), 15, "permission denied"),
+    # not quiet: no "run <id>, scale ..." line may appear for a run the ledger refused to record
+    Case("read-only-user-not-quiet", up(db="{ro}"), 15, "permission denied"),
     Case("database-without-platform-tables", up(db="{empty}"), 6, "no table public.tenants"),
     Case("platform-init-read-only-user", ("platform", "init", "--database-url", "{ro_empty}"), 15, "permission"),
     Case("platform-init-id-kind", ("platform", "init", "--database-url", "{empty}", "--id-kind", "x"), 2, "--id-kind"),

@@ -57,6 +57,11 @@ def test_overrides_change_exactly_the_named_counts(overrides: list[str], expecte
     assert counts.as_dict() == want
 
 
+def test_overridden_counts_are_not_named_like_the_base_scale() -> None:
+    assert resolve_counts("large", overrides=["agents=250000"])[0] == "large+set"
+    assert resolve_counts("large", overrides=["agents=100000"])[0] == "large"  # no count changed
+
+
 def _write(tmp_path: Path, text: str, name: str = "profile.toml") -> Path:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
