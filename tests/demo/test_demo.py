@@ -213,6 +213,7 @@ def test_embedded_default_is_started_and_stopped_and_exit_code_is_the_gates(embe
     assert "demo: gate BREACH, exit code 3" in out
     assert "(embedded, started by the demo)" in err
     assert "embedded server started and stopped by the demo" in out
+    assert "Traceback" not in err and "Exception ignored" not in err, err  # not even from an exit hook
     assert json.loads((state_dir / "demo" / "results.json").read_text())["exit_code"] == 3
     status = subprocess.run([PROVISION, "--state-dir", str(state_dir), "db", "status"], capture_output=True,
                             text=True, env=env)
