@@ -19,10 +19,7 @@ The result, one ``TablePlan`` per contract table, is what the loader executes.
 from __future__ import annotations
 
 import datetime as dt
-import decimal
-import json
 import operator
-import uuid
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
@@ -30,10 +27,10 @@ from typing import Any, Literal
 
 import asyncpg
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from .columnvalues import coerce_value, fill_value, type_label
 from .copyload import CopyTarget, Row, RowTransform
 from .database import connect
 from .dburl import DatabaseTarget
@@ -46,8 +43,6 @@ __all__ = [
     "LiveColumn",
     "LiveTable",
     "TablePlan",
-    "coerce_value",
-    "fill_value",
     "plan_tables",
     "reflect_tables",
 ]
@@ -207,101 +202,6 @@ async def _with_sequence(conn: Any, live: LiveTable) -> LiveTable:
     return replace(live, sequence=str(seq))
 
 
-# --------------------------------------------------------------------------- value helpers
-
-
-def _type_label(t: sa.types.TypeEngine[Any]) -> str:
-    try:
-        return str(t.compile(dialect=pg.dialect()))
-    except Exception:
-        return type(t).__name__
-
-
-def fill_value(t: sa.types.TypeEngine[Any], now: dt.datetime) -> Any:
-    """A constant of column type ``t`` for an unknown NOT NULL column; ``LookupError`` if none fits."""
-    if isinstance(t, sa.Enum):
-        if t.enums:
-            return t.enums[0]
-        raise LookupError("an enum without labels")
-    if isinstance(t, sa.ARRAY):
-        return []
-    if isinstance(t, sa.JSON):
-        return "{}"
-    if isinstance(t, sa.Boolean):
-        return False
-    if isinstance(t, sa.Integer):
-        return 0
-    if isinstance(t, sa.Float):
-        return 0.0
-    if isinstance(t, sa.Numeric):
-        return decimal.Decimal(0)
-    if isinstance(t, sa.DateTime):
-        return now if t.timezone else now.replace(tzinfo=None)
-    if isinstance(t, sa.Date):
-        return now.date()
-    if isinstance(t, sa.Time):
-        return dt.time(0, 0)
-    if isinstance(t, sa.Interval):
-        return dt.timedelta(0)
-    if isinstance(t, sa.Uuid):
-        return uuid.UUID(int=0)
-    if isinstance(t, sa.LargeBinary):
-        return b""
-    if isinstance(t, sa.String):  # after Enum (a String subclass)
-        return ""
-    raise LookupError(_type_label(t))
-
-
-def coerce_value(t: sa.types.TypeEngine[Any], value: Any, where: str) -> Any:
-    """Turn a TOML value pinned in the schema map into what binary COPY wants for type ``t``."""
-    try:
-        if isinstance(t, sa.JSON):
-            if isinstance(value, str):
-                json.loads(value)
-                return value
-            return json.dumps(value, default=str)
-        if isinstance(t, sa.ARRAY):
-            if not isinstance(value, list):
-                raise ValueError("expected an array")
-            return value
-        if isinstance(t, sa.Boolean):
-            if not isinstance(value, bool):
-                raise ValueError("expected true or false")
-            return value
-        if isinstance(t, sa.Integer):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError("expected an integer")
-            return value
-        if isinstance(t, sa.Float):
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError("expected a number")
-            return float(value)
-        if isinstance(t, sa.Numeric):
-            if isinstance(value, bool) or not isinstance(value, int | float | str):
-                raise ValueError("expected a number")
-            return decimal.Decimal(str(value))
-        if isinstance(t, sa.DateTime):
-            v = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
-            if t.timezone and v.tzinfo is None:
-                v = v.replace(tzinfo=dt.UTC)
-            return v
-        if isinstance(t, sa.Date):
-            return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
-        if isinstance(t, sa.Uuid):
-            return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
-        if isinstance(t, sa.String):
-            if not isinstance(value, str):
-                raise ValueError("expected a string")
-            if isinstance(t, sa.Enum) and t.enums and value not in t.enums:
-                raise ValueError(f"not one of {', '.join(t.enums)}")
-            return value
-    except (ValueError, TypeError, decimal.InvalidOperation) as exc:
-        raise InputError(
-            f"The schema map pins {where} to {value!r}, which does not fit its type {_type_label(t)} ({exc})."
-        ) from None
-    return value
-
-
 # --------------------------------------------------------------------------- planning
 
 
@@ -326,7 +226,7 @@ def _id_kind(contract: str, live: LiveTable, id_column: str) -> tuple[IdKind, st
             )
         return "integer", live.sequence
     raise SchemaMismatch(
-        f"Table {live.schema}.{live.name} has a key {id_column!r} of type {_type_label(t)}; "
+        f"Table {live.schema}.{live.name} has a key {id_column!r} of type {type_label(t)}; "
         "the toolkit supports UUID and integer identity/serial keys.",
         table=live.name,
         column=id_column,
@@ -425,14 +325,14 @@ def _plan_one(
         except LookupError:
             raise SchemaMismatch(
                 f"Column {where}.{other.name} is NOT NULL without a default and of type "
-                f"{_type_label(other.type)}, which the toolkit cannot fill; "
+                f"{type_label(other.type)}, which the toolkit cannot fill; "
                 "pin a value for it in the schema map.",
                 table=live.name,
                 column=other.name,
             ) from None
         const_names.append(other.name)
         constants.append(value)
-        filled.append(FilledColumn(where, other.name, _type_label(other.type), repr(value)))
+        filled.append(FilledColumn(where, other.name, type_label(other.type), repr(value)))
     id_column = tmap.column("id")
     id_kind, seq = _id_kind(contract, live, id_column)
     tenant_column = id_column if contract == "tenants" else tmap.column("tenant_id")

@@ -14,16 +14,11 @@ import asyncpg
 import pytest
 import sqlalchemy as sa
 from agentic_loadkit.fixtures.platform.schema import create_schema
+from agentic_loadkit.provisioning.columnvalues import coerce_value, fill_value
 from agentic_loadkit.provisioning.dataset import OPTIONAL_COLUMNS, TABLE_COLUMNS
 from agentic_loadkit.provisioning.dburl import DatabaseTarget
 from agentic_loadkit.provisioning.errors import InputError, SchemaMismatch
-from agentic_loadkit.provisioning.reflect import (
-    TablePlan,
-    coerce_value,
-    fill_value,
-    plan_tables,
-    reflect_tables,
-)
+from agentic_loadkit.provisioning.reflect import TablePlan, plan_tables, reflect_tables
 from agentic_loadkit.provisioning.schema_map import SchemaMap, parse_schema_map
 from agentic_loadkit.provisioning.sequences import reserve_id_blocks
 from sqlalchemy.dialects import postgresql as pg
