@@ -163,7 +163,7 @@ async def failure(run: RunState, ctl: asyncpg.Connection, exc: BaseException) ->
         return exc
     if isinstance(exc, ProvisionError):
         reason = exc.message.rstrip(".")
-    elif isinstance(exc, asyncpg.PostgresError):
+    elif isinstance(exc, asyncpg.PostgresError) and not _connection_lost(exc):
         reason = f"PostgreSQL refused a row{' of ' + run.table if run.table else ''}: {_first_line(exc)}"
     elif isinstance(exc, DB_ERRORS):
         reason = f"the connection to the database was lost ({type(exc).__name__})"
@@ -197,6 +197,13 @@ async def failure(run: RunState, ctl: asyncpg.Connection, exc: BaseException) ->
     return ProvisioningFailed(
         f"Provisioning failed ({reason}); {tail}.", run_id=run.run_id, table=run.table or None
     )
+
+
+def _connection_lost(exc: asyncpg.PostgresError) -> bool:
+    """A server error that ends the connection (class 08, or 57P: the backend was terminated or the
+    server shut down), not a refused row.  Whether a backend terminated mid-COPY surfaces as this or as
+    a closed socket depends on when asyncpg next reads; both mean the connection was lost."""
+    return str(getattr(exc, "sqlstate", "") or "").startswith(("08", "57P"))
 
 
 def _postgres_error(exc: BaseException) -> asyncpg.PostgresError | None:
