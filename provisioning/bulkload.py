@@ -32,7 +32,7 @@ import asyncpg
 from .analyze import analyze_table
 from .copyload import Row, RowTransform, copy_rows
 from .dataset import Dataset, IdSpace
-from .fkcheck import REPLICA_ROLE, FkCheckPlan, verify_foreign_keys
+from .fkcheck import REPLICA_ROLE, REPLICA_ROLE_LOCAL, FkCheckPlan, verify_foreign_keys
 from .ledger import record_tenants
 from .progress import ProgressCallback, ProgressEvent, null_progress
 from .reflect import TablePlan
@@ -85,7 +85,6 @@ class LoadOutcome:
     tables: list[TableLoad] = field(default_factory=list)
     tenant_status: dict[str, list[Any]] = field(default_factory=dict)  # final status → tenant ids (held ones)
     analyzed: set[str] = field(default_factory=set)  # tables already ANALYZEd during the load
-    foreign_keys_checked: int = 0  # foreign keys verified set-based after the load (0: per-row triggers)
 
     @property
     def rows(self) -> int:
@@ -248,7 +247,8 @@ async def load_run(
 
     children = [t for t in order if t != "tenants"]
     pieces = plan_pieces(dataset, children, streams, split_rows)
-    after_load = fk_checks is not None and fk_checks.after_load
+    checks = fk_checks if fk_checks is not None and fk_checks.after_load else None  # set-based, after the load
+    after_load = checks is not None
     # with the foreign-key triggers off, a child need not wait for its parents' commit
     scheduler = _Scheduler(pieces, {} if after_load else {t: set(plans[t].parents) & set(plans) for t in children})
     started_at: dict[str, float] = {}
@@ -291,14 +291,14 @@ async def load_run(
                     outcome.analyzed.add(piece.table)
 
     async def verify() -> None:
-        if fk_checks is not None and after_load:
-            outcome.foreign_keys_checked = await verify_foreign_keys(ctl, fk_checks, plans, tenant_ids)
+        if checks is not None:
+            await verify_foreign_keys(ctl, checks, plans, tenant_ids)
 
     if not parallel:
         async with ctl.transaction():
             await copy_tenants(ctl)
             if after_load:
-                await ctl.execute(REPLICA_ROLE.replace("SET", "SET LOCAL", 1))
+                await ctl.execute(REPLICA_ROLE_LOCAL)
             await run_worker(ctl, own_transactions=False)
             await verify()
     else:

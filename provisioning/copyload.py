@@ -119,13 +119,10 @@ async def copy_rows(
     transform = target.transform
     columns = list(target.columns)
     sent = [0]
-    if isinstance(batches, AsyncIterable):
+    if isinstance(batches, AsyncIterable):  # one COPY per batch
         async for batch in batches:
             if batch:
-                records = [transform(r) for r in batch] if transform is not None else batch
-                await _copy_batch(conn, target, columns, records)
-                sent[0] += len(records)
-                progress(ProgressEvent("rows", table=target.label, count=len(records)))
+                await _copy_batch(conn, target, columns, _stream_rows([batch], transform, target.label, progress, sent))
     else:
         await _copy_batch(conn, target, columns, _stream_rows(batches, transform, target.label, progress, sent))
     written = sent[0]

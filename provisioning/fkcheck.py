@@ -42,6 +42,7 @@ from .schema_map import qualified_name, quote_identifier
 __all__ = [
     "FK_CHECK_MODES",
     "REPLICA_ROLE",
+    "REPLICA_ROLE_LOCAL",
     "FkCheckPlan",
     "ForeignKey",
     "plan_fk_checks",
@@ -51,6 +52,7 @@ __all__ = [
 
 FK_CHECK_MODES: tuple[str, ...] = ("auto", "per-row", "after-load")
 REPLICA_ROLE = "SET session_replication_role = replica"
+REPLICA_ROLE_LOCAL = "SET LOCAL session_replication_role = replica"  # until the end of the transaction
 
 # PostgreSQL's own referential-integrity trigger functions (child and parent side).
 _RI_FUNCTIONS = (
@@ -191,11 +193,11 @@ def _violations_sql(key: ForeignKey, plan: TablePlan) -> str:
 
 async def verify_foreign_keys(
     conn: asyncpg.Connection, checks: FkCheckPlan, plans: Mapping[str, TablePlan], tenant_ids: Sequence[Any]
-) -> int:
+) -> None:
     """Count the run's rows that break a foreign key; raise ``ProvisioningFailed`` naming the first.
 
-    Returns the number of foreign keys checked.  Runs on ``conn`` in whatever
-    transaction it is in (the load's own one when the load is a single transaction).
+    Runs on ``conn`` in whatever transaction it is in (the load's own one when the load
+    is a single transaction).
     """
     for key in checks.keys:
         plan = plans[key.table]
@@ -206,4 +208,3 @@ async def verify_foreign_keys(
                 f"(checked after the load)",
                 table=key.table,
             )
-    return len(checks.keys)

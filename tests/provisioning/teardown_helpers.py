@@ -174,6 +174,19 @@ def seed_foreign(target: DatabaseTarget, *, tag: str, tenants: int = 2) -> list[
 
 
 
+def foreign_conversation(target: DatabaseTarget, seeded: SeededRun, foreign_tenant: str) -> Any:
+    """A conversation of ``foreign_tenant`` with one of the run's agents (a cross-tenant reference); its id."""
+    agent = fetchval(target, "SELECT id FROM agents WHERE tenant_id::text = $1 LIMIT 1", seeded.tenant_ids[0])
+    user = fetchval(target, "SELECT id FROM users WHERE tenant_id::text = $1 LIMIT 1", foreign_tenant)
+    return fetchval(
+        target,
+        "INSERT INTO conversations (tenant_id, agent_id, user_id) VALUES ($1::text::uuid, $2, $3) RETURNING id",
+        foreign_tenant,
+        agent,
+        user,
+    )
+
+
 def residue(target: DatabaseTarget, tenant_ids: Sequence[str], schema: str = "public") -> dict[str, int]:
     """Rows per table that still belong to ``tenant_ids`` (only tables with rows left)."""
     out = {}

@@ -17,6 +17,7 @@ from teardown_helpers import (
     checksum,
     execute,
     fetchval,
+    foreign_conversation,
     owned_counts,
     residue,
     run_status,
@@ -104,16 +105,7 @@ def test_dry_run_exits_9_on_cross_tenant_references(
     platform_db: DatabaseTarget, foreign: list[str], tmp_path: Path
 ) -> None:
     seeded = seed_run(platform_db)
-    # a foreign tenant's conversation with one of the run's agents
-    agent = fetchval(platform_db, "SELECT id FROM agents WHERE tenant_id::text = $1 LIMIT 1", seeded.tenant_ids[0])
-    user = fetchval(platform_db, "SELECT id FROM users WHERE tenant_id::text = $1 LIMIT 1", foreign[0])
-    conv = fetchval(
-        platform_db,
-        "INSERT INTO conversations (tenant_id, agent_id, user_id) VALUES ($1::text::uuid, $2, $3) RETURNING id",
-        foreign[0],
-        agent,
-        user,
-    )
+    conv = foreign_conversation(platform_db, seeded, foreign[0])  # a foreign tenant's, with one of the run's agents
     res = invoke(tmp_path, "down", seeded.run_id, "--database-url", platform_db.url, "--dry-run")
     assert "1 cross-tenant rows" in re.sub(r"[\s│]+", " ", res.stdout)
     line = one_error_line(res, 9)

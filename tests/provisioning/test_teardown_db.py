@@ -20,6 +20,7 @@ from teardown_helpers import (
     checksum,
     execute,
     fetchval,
+    foreign_conversation,
     owned_counts,
     residue,
     run,
@@ -174,16 +175,7 @@ def test_rows_of_other_tenants_that_reference_the_run_stop_it_before_any_delete(
     platform_db: DatabaseTarget, foreign: list[str]
 ) -> None:
     seeded = seed_run(platform_db)
-    agent = fetchval(platform_db, "SELECT id FROM agents WHERE tenant_id::text = $1 LIMIT 1", seeded.tenant_ids[0])
-    user = fetchval(platform_db, "SELECT id FROM users WHERE tenant_id::text = $1 LIMIT 1", foreign[0])
-    # a foreign tenant's conversation with one of the run's agents
-    conv = fetchval(
-        platform_db,
-        "INSERT INTO conversations (tenant_id, agent_id, user_id) VALUES ($1::text::uuid, $2, $3) RETURNING id",
-        foreign[0],
-        agent,
-        user,
-    )
+    conv = foreign_conversation(platform_db, seeded, foreign[0])  # a foreign tenant's, with one of the run's agents
     plan = run(plan_down(DownSettings(run_id=seeded.run_id, database_url=platform_db.url)))
     conflicts = {t.table: t.conflicts for t in plan.runs[0].tables if t.conflicts}
     assert conflicts == {"conversations": 1}
