@@ -22,7 +22,7 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from ._version import __version__
-from .dburl import mask_url
+from .dburl import mask_text
 from .errors import ProvisionError
 
 __all__ = ["CliState", "app", "err_console", "main", "out_console", "run_async", "state"]
@@ -118,7 +118,7 @@ def fail(exc: BaseException) -> typer.Exit:
     if isinstance(exc, KeyboardInterrupt):
         err_console.print("error: interrupted.", markup=False)
         return typer.Exit(130)
-    text = mask_url(str(exc).strip().splitlines()[0]) if str(exc).strip() else ""
+    text = mask_text(str(exc).strip().splitlines()[0]) if str(exc).strip() else ""
     err_console.print(
         f"error: unexpected {type(exc).__name__}{': ' + text if text else ''} (run with --debug for the traceback).",
         markup=False,
