@@ -165,11 +165,11 @@ def parse_database_url(url: str, *, env: Mapping[str, str] | None = None) -> Dat
     if not isinstance(url, str) or not url.strip():
         raise _bad("is empty")
     if "://" not in url:
-        raise _bad("is not a URL (it has no '://'); expected postgresql://user@host:port/database")
+        raise _bad("is malformed: it has no '://' (expected postgresql://user@host:port/database)")
     scheme, _, rest = url.partition("://")
     if scheme.lower() not in _SCHEMES:
-        shown = repr(scheme) if re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]{0,30}", scheme) else "that is not a scheme"
-        raise _bad(f"has scheme {shown}; only PostgreSQL URLs (postgresql://) are supported")
+        shown = f"scheme {scheme!r}" if re.fullmatch(r"[a-z][a-z0-9+.]{0,15}", scheme) else "an unknown scheme"
+        raise _bad(f"has {shown}; only PostgreSQL URLs (postgresql://) are supported")
     if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
         raise _bad("contains whitespace or control characters; percent-encode them")
     if "#" in rest:
@@ -297,8 +297,10 @@ def _canonical_host(host: str) -> str:
 def _port(text: str | None, where: str) -> int | None:
     if text is None:
         return None
-    if not _PORT.fullmatch(text) or not 0 < int(text) < 65536:
-        raise _bad(f"has a port in its {where} that is not a number from 1 to 65535")
+    if not _PORT.fullmatch(text):
+        raise _bad(f"has a non-numeric port in its {where} (ports are ASCII digits)")
+    if not 0 < int(text) < 65536:
+        raise _bad(f"has a port in its {where} outside 1-65535")
     return int(text)
 
 
