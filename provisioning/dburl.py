@@ -182,6 +182,8 @@ def parse_database_url(url: str, *, env: Mapping[str, str] | None = None) -> Dat
     userinfo, at, hostspec = netloc.rpartition("@")
     if not at:
         userinfo, hostspec = "", netloc
+    if "[" in userinfo or "]" in userinfo:  # urllib refuses these outside an IPv6 host; libpq does not
+        raise _bad("has '[' or ']' in its user info; percent-encode them (%5B, %5D)")
     raw_user, colon, raw_password = userinfo.partition(":")
     user = unquote(raw_user) or None
     password = unquote(raw_password) if colon and raw_password else None
@@ -261,11 +263,13 @@ def _parse_host(entry: str, where: str, *, encoded: bool) -> tuple[str, int | No
         except ValueError:
             raise _bad(f"has a bracketed host in its {where} that is not an IPv6 address") from None
         return host, _port(m.group(2), where)
+    if encoded and ("[" in entry or "]" in entry):  # urllib refuses these outside an IPv6 host; libpq does not
+        raise _bad(f"has '[' or ']' outside a bracketed IPv6 address in its {where}")
     socket_dir = entry.startswith("/") or (encoded and entry[:3].lower() == "%2f")
     if socket_dir:
         host_s, port_s = (entry.partition(":")[0], entry.partition(":")[2] or None) if encoded else (entry, None)
         host = unquote(host_s) if encoded else host_s
-        if "\x00" in host or not host.startswith("/"):
+        if "\x00" in host or "," in host or not host.startswith("/"):  # a ',' would split a host list
             raise _bad(f"has a malformed Unix socket directory in its {where}")
         return host, _port(port_s, where)
     if entry.count(":") > 1:

@@ -133,7 +133,7 @@ def test_a_failed_tenants_copy_undoes_only_what_the_ledger_committed(db_factory,
         intruder = last - 1  # inside the run's block of 3
         _add_explicit(db, intruder)
         baseline = checksum(db)
-    out, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=120)
     assert_one_sentence(err, proc.returncode, 8, "tenants_pkey")
     assert _explicit_rows(db, [intruder]) == 5, "the undo deleted a tenant the run never inserted"
     assert checksum(db) == baseline
