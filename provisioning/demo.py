@@ -44,7 +44,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from .database import ResolvedDatabase, resolve_database
-from .dburl import DatabaseTarget, mask_url
+from .dburl import DatabaseTarget, mask_text
 from .demo_database import PLATFORM_TABLES, ensure_database, platform_tables, run_residue
 from .demo_locust import (
     LocustRun,
@@ -244,7 +244,7 @@ class _Demo:
     # -- phases ----------------------------------------------------------------------------------
     async def phase_database(self) -> None:
         self.begin("database", "resolving the database (the embedded server when no URL is given)")
-        if not self.settings.database_url and not os.environ.get("DATABASE_URL"):
+        if self.settings.database_url is None and not os.environ.get("DATABASE_URL"):
             ensure_state_dir(self.state_dir)
             status = await self.blocking(EmbeddedPostgres(self.state_dir).status)
             self.owns_embedded = not status.running  # set before starting it: a ^C meanwhile still stops it
@@ -484,4 +484,4 @@ async def run_demo(
 
 def _sentence(exc: BaseException) -> str:
     text = exc.message if isinstance(exc, ProvisionError) else str(exc)
-    return (mask_url(text.strip().splitlines()[0]) if text.strip() else type(exc).__name__).rstrip(".")
+    return (mask_text(text.strip().splitlines()[0]) if text.strip() else type(exc).__name__).rstrip(".")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .dburl import mask_url
+from .dburl import mask_text
 from .errors import InputError, LoadTestFailed
 
 __all__ = [
@@ -150,11 +150,11 @@ def last_error_line(text: str) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     for line in reversed(lines):
         if line.startswith("error:"):
-            return mask_url(line.removeprefix("error:").strip().rstrip("."))[:300]
+            return mask_text(line.removeprefix("error:").strip().rstrip("."))[:300]
     for line in reversed(lines):
         if "/ERROR/" in line or "/CRITICAL/" in line:
-            return mask_url(line.split(": ", 1)[-1].rstrip("."))[:300]
-    return mask_url(lines[-1].rstrip("."))[:300] if lines else "no output"
+            return mask_text(line.split(": ", 1)[-1].rstrip("."))[:300]
+    return mask_text(lines[-1].rstrip("."))[:300] if lines else "no output"
 
 
 def table_from_results(path: Path) -> str:
