@@ -224,7 +224,7 @@ def guarded_request(
         resp = user.client.request(method, path, name=name, catch_response=True, stream=True, **kwargs)
         body, problem = _read_body(resp, limit)
     except RequestTimedOut:
-        body, problem = b"", f"no complete answer within {timeout:g} s (--request-timeout)"
+        body, problem = b"", f"timed out: no complete answer within {timeout:g} s (--request-timeout)"
     finally:
         deadline.close()
     elapsed_ms = (time.perf_counter() - started) * 1000

@@ -227,7 +227,7 @@ def test_slow_and_dripping_answers_are_timeouts(pool: Path, platforms: list[Host
         requests, failed = stats[(method, name)]
         assert requests > 0 and failed == requests, (method, name, stats)
         found = reasons_of(run, method, name)
-        assert found and all("no complete answer within 1 s (--request-timeout)" in r for r in found), found
+        assert found and all("timed out: no complete answer within 1 s (--request-timeout)" in r for r in found), found
 
 
 def test_logins_that_answer_badly_are_failed_logins_and_no_token_is_misused(
