@@ -19,6 +19,11 @@ one request through the user's ``FastHttpSession`` and returns a ``GuardedAnswer
   call redirected elsewhere measures someone else.  A 3xx is a failure whose reason says
   whether it pointed to another origin or to another path of the same one (then the
   platform's paths differ from the routes: pass ``--routes``);
+* **headers are bounded** (``MAX_HEADER_BYTES`` per answer): geventhttpclient's parser
+  grows a header without limit (and quadratically, by string concatenation), and data
+  that keeps arriving on loopback never yields to gevent's hub, so no deadline could stop
+  it; ``bound_header_parsing`` makes the parser fail such an answer (``HTTPParseError``,
+  a failure like any broken answer);
 * **bearer tokens are checked** against RFC 6750's token characters and a length limit
   before they go into a header: a token carrying CR/LF or spaces would otherwise make
   every later request raise (or inject headers).
@@ -37,25 +42,67 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import gevent
+from geventhttpclient.response import HTTPParseError, HTTPResponse
 from locust.contrib.fasthttp import FAILURE_EXCEPTIONS
 
 __all__ = [
     "MAX_BODY_BYTES",
+    "MAX_HEADER_BYTES",
     "MAX_TOKEN_CHARS",
     "GuardedAnswer",
     "RequestTimedOut",
     "bearer_token_problem",
+    "bound_header_parsing",
     "guarded_request",
     "redirect_reason",
 ]
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 """The most body a load-test answer may have (after decompression); a list page is kilobytes."""
+MAX_HEADER_BYTES = 256 * 1024
+"""The most header bytes (names and values, interim answers included) one answer may have."""
 MAX_TOKEN_CHARS = 16 * 1024
 """The longest bearer token accepted (a JWT is a few hundred characters)."""
 READ_CHUNK = 64 * 1024
+_CALLBACK_COST = 16
 _TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 _ENCODINGS = {"", "identity", "gzip", "x-gzip", "deflate"}
+
+
+def bound_header_parsing(limit: int = MAX_HEADER_BYTES) -> bool:
+    """Make geventhttpclient's response parser refuse answers with more than ``limit`` header bytes.
+
+    Its parser hands the status line, header names and values and each message start to
+    Python callbacks; they are wrapped (once per process) to count the bytes (plus a fixed
+    cost per call, so that endless empty headers or interim 1xx answers count too) and
+    raise ``HTTPParseError`` past the limit, which the parser turns into a failed answer.
+    Returns False when this version of geventhttpclient has no such callbacks (nothing is
+    changed then).
+    """
+    if getattr(HTTPResponse, "_loadkit_header_limit", None) is not None:
+        return True
+    names = ("_on_status", "_on_message_begin", "_on_header_field", "_on_header_value")
+    originals = {name: getattr(HTTPResponse, name, None) for name in names}
+    if any(not callable(f) for f in originals.values()):
+        return False
+
+    def counted(original: Any) -> Any:
+        def callback(self: Any, *args: Any) -> Any:
+            seen = self.__dict__.get("_loadkit_header_bytes", 0) + _CALLBACK_COST + sum(len(a) for a in args)
+            self.__dict__["_loadkit_header_bytes"] = seen
+            if seen > limit:
+                raise HTTPParseError(f"more than {limit // 1024} KiB of headers")
+            return original(self, *args)
+
+        return callback
+
+    for name, original in originals.items():
+        setattr(HTTPResponse, name, counted(original))
+    HTTPResponse._loadkit_header_limit = limit  # type: ignore[attr-defined]
+    return True
+
+
+bound_header_parsing()
 
 
 class RequestTimedOut(Exception):

@@ -317,3 +317,82 @@ def test_the_gate_line_names_the_exit_code_the_process_returns(
     assert line.endswith("(exit code 12)."), run.stdout[-2000:]
     assert not line.startswith("Gate: PASS")
     assert run.results is not None and run.results["exit_code"] == 12
+
+
+def _endless(head: bytes, piece: bytes, count: int = 20_000) -> Behaviour:
+    """``head``, then ``piece`` as fast as the socket takes it (``count`` times, the client normally gives up first)."""
+
+    def write(_req: Request, sock) -> bool:  # type: ignore[no-untyped-def]
+        try:
+            sock.sendall(head)
+            for _ in range(count):
+                sock.sendall(piece)
+        except OSError:
+            pass
+        return False
+
+    return write
+
+
+def test_protocol_garbage_is_failures_and_never_stalls_the_load_generator(
+    pool: Path, platforms: list[HostilePlatform], tmp_path: Path
+) -> None:
+    platform = serve(platforms, {
+        LOGIN: GOOD_LOGIN,
+        AGENTS: _endless(b"HTTP/1.1 200 OK\r\n", b"X-Pad: " + b"a" * 4000 + b"\r\n"),  # 80 MB of headers
+        WORKFLOWS: _endless(b"HTTP/1.1 200 OK\r\nX-Big: ", b"a" * 4000),  # one header of 80 MB
+        MCP: _endless(b"", b"HTTP/1.1 100 Continue\r\n\r\n", 1_000_000),  # interim answers, at full speed
+        AGENT: _raw("HELLO WORLD\r\n\r\n"),  # not HTTP at all
+        COLLECTIONS: answer(200, b'{"collections": ["\xff\xfe"]}'),  # not UTF-8
+        CREATE: answer(201, b'{}{"id": "x"}', {"Content-Length": "2"}),  # a body longer than its Content-Length
+        HEALTH: answer(200, b"", {"Content-Length": "-1"}),  # a negative length
+    })  # fmt: skip
+    run, rss_mib = locust(platform, pool, tmp_path, users=4, seconds=5, extra=("--request-timeout", "2"))
+    assert_no_exception(run)
+    assert run.code == 3, run.output[-3000:]
+    stats = failures_by_endpoint(run)
+    expected = {
+        AGENTS: "more than 256 KiB of headers",
+        WORKFLOWS: "more than 256 KiB of headers",
+        MCP: "more than 256 KiB of headers",
+        ("GET", "/api/v1/agents/{id}"): "HTTPParseError",
+        COLLECTIONS: "with a body that is not JSON",
+        HEALTH: "HTTPParseError",
+    }
+    for (method, name), reason in expected.items():
+        requests, failed = stats[(method, name)]
+        assert requests > 0 and failed == requests, (method, name, stats)
+        found = reasons_of(run, method, name)
+        assert found and all(reason in r for r in found), (method, name, found)
+    # the extra bytes after a short Content-Length break the next answer on that connection, never a user
+    assert stats[CREATE][0] > 0
+    assert rss_mib < 200, f"Locust peaked at {rss_mib:.0f} MiB"
+
+
+def test_answers_of_the_wrong_shape_are_failures(pool: Path, platforms: list[HostilePlatform], tmp_path: Path) -> None:
+    platform = serve(platforms, {
+        LOGIN: GOOD_LOGIN,
+        AGENTS: json_answer([{"id": "a0"}]),  # a list where an object is expected
+        WORKFLOWS: json_answer(None),  # null
+        COLLECTIONS: json_answer({"collections": "none"}),  # the key holds no list
+        MCP: answer(204),  # no content where a list is expected
+        AGENT: answer(200, b"", {"Content-Type": "application/json"}),  # 200, empty body
+        CREATE: answer(200, b'{"id": "x", "name": '),  # JSON cut short (its Content-Length is honest)
+    })  # fmt: skip
+    run, _ = locust(platform, pool, tmp_path, users=3, seconds=4)
+    assert_no_exception(run)
+    assert run.code == 3, run.output[-3000:]
+    stats = failures_by_endpoint(run)
+    expected = {
+        AGENTS: "HTTP 200 without the 'agents' list",
+        WORKFLOWS: "HTTP 200 without the 'workflows' list",
+        COLLECTIONS: "HTTP 200 without the 'collections' list",
+        MCP: "HTTP 204",
+        ("GET", "/api/v1/agents/{id}"): "HTTP 200 with a body that is not JSON",
+        CREATE: "HTTP 200 with a body that is not JSON",
+    }
+    for (method, name), reason in expected.items():
+        requests, failed = stats[(method, name)]
+        assert requests > 0 and failed == requests, (method, name, stats)
+        found = reasons_of(run, method, name)
+        assert found and all(reason in r for r in found), (method, name, found)
