@@ -23,7 +23,8 @@ The demo's exit code is the gate's (0 pass, 3 breach).  Whatever happens after p
 second interrupt: Locust's process group is stopped, the run is torn down if ``up``
 recorded one, the platform is stopped, and the embedded server too if the demo started
 it.  Only a SIGKILL of the demo skips it; then the platform exits by itself (it watches
-its parent), Locust ends with its profile, and ``provision down`` removes the run.
+its parent), Locust gets SIGTERM from the kernel (on Linux; elsewhere it ends with its
+profile), and ``provision down`` removes the run.
 """
 
 from __future__ import annotations
