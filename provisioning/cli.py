@@ -8,7 +8,6 @@ Exit codes are those of ``errors.py`` (listed in the README); 1 is an unexpected
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -171,6 +170,8 @@ def fail(exc: BaseException) -> typer.Exit:
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
     """The CLI's single ``asyncio.run`` call, with the exception-to-exit-code mapping."""
+    import asyncio  # here, not at the top: ``--help`` and ``--version`` need no event loop
+
     if not _STATE.debug:
         # asyncio's own log lines (e.g. "socket.send() raised exception." for every write a COPY
         # makes after its connection was killed) would bury the one sentence; --debug keeps them
@@ -187,6 +188,8 @@ async def _terminable(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` with SIGTERM handled like Ctrl-C: the main task is cancelled, so the command
     undoes what it started (an ``up`` rolls its run back and removes its passwords file) and
     reports ``Interrupted`` (exit 130)."""
+    import asyncio
+
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     installed = False

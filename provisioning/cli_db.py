@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from .cli import app, guard, out_console, state
 from .dburl import mask_url
-from .embedded import EmbeddedPostgres
 from .statedir import default_state_dir
+
+if TYPE_CHECKING:
+    from .embedded import EmbeddedPostgres
 
 db_app = typer.Typer(help="Manage the embedded PostgreSQL server (the default database).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 
 def _embedded() -> EmbeddedPostgres:
+    from .embedded import EmbeddedPostgres
+
     return EmbeddedPostgres(state().state_dir or default_state_dir())
 
 

@@ -12,16 +12,20 @@ The phase display and messages go to stderr; the gate's table and the summary to
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.progress import Progress, ProgressColumn, SpinnerColumn, Task, TextColumn, TimeElapsedColumn
 from rich.progress_bar import ProgressBar
 
 from .cli import app, err_console, out_console, run_async, state
-from .demo import DEFAULT_TIME_SCALE, DemoResult, DemoSettings, run_demo
 from .passwords import DEFAULT_BCRYPT_COST
-from .progress import ProgressEvent
+
+if TYPE_CHECKING:  # the command imports the demo stack when it runs, so that --help stays fast
+    from .demo import DemoResult
+    from .progress import ProgressEvent
+
+DEFAULT_TIME_SCALE = 0.5  # demo.DEFAULT_TIME_SCALE, for --help without importing it (a test keeps them equal)
 
 __all__ = ["demo"]
 
@@ -168,6 +172,8 @@ def demo(
     ),
 ) -> None:
     """The README's main-job command (help text above); the work is ``demo.run_demo``."""
+    from .demo import DemoSettings, run_demo
+
     settings = DemoSettings(
         scale=scale, overrides=tuple(overrides), seed=seed, database_url=database_url,
         state_dir=state().state_dir, load_profile=load_profile, time_scale=time_scale, users=users,

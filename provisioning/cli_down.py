@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -18,9 +19,14 @@ from rich.text import Text
 
 from .cli import app, err_console, out_console, run_async, state
 from .errors import InputError, TeardownIncomplete
-from .progress import ProgressEvent
-from .schema_map import load_schema_map
-from .teardown import DownPlan, DownResult, DownSettings, plan_down, provision_down
+
+if TYPE_CHECKING:  # the command imports the teardown stack when it runs, so that --help stays fast
+    from .progress import ProgressEvent
+    from .teardown import DownPlan, DownResult
+
+# the defaults of DownSettings, for --help without importing it (a test keeps them equal)
+DEFAULT_BATCH_TENANTS = 10
+DEFAULT_JOBS = 2
 
 __all__ = ["down"]
 
@@ -142,13 +148,15 @@ def down(
         None, "--schema-map", help="TOML schema map (default: the map the run was made with)."
     ),
     batch_tenants: int = typer.Option(
-        DownSettings.batch_tenants, "--batch-tenants", min=1, help="Tenants per delete transaction."
+        DEFAULT_BATCH_TENANTS, "--batch-tenants", min=1, help="Tenants per delete transaction."
     ),
     jobs: int = typer.Option(
-        DownSettings.jobs, "--jobs", min=1, max=16, help="Connections deleting batches side by side."
+        DEFAULT_JOBS, "--jobs", min=1, max=16, help="Connections deleting batches side by side."
     ),
 ) -> None:
     """Remove a run's tenants and every row that belongs to them (by the ledger, never by name)."""
+    from .schema_map import load_schema_map
+    from .teardown import DownPlan, DownSettings, plan_down, provision_down
 
     async def go() -> DownPlan | DownResult:
         if run_id is not None and all_runs:

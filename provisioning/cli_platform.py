@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 
 from .cli import app, err_console, guard, out_console, run_async, state
-from .database import connect, resolve_database
 
 platform_app = typer.Typer(
     help="The reference Agentic Platform: create its schema, serve it.", no_args_is_help=True
@@ -26,6 +25,7 @@ def platform_init(
     """Create the reference platform's schema (tables, foreign keys, indexes) if missing."""
     import sqlalchemy.exc
 
+    from .database import connect, resolve_database
     from .errors import DatabaseRefused, InputError
 
     async def go() -> str:
@@ -73,6 +73,7 @@ def platform_serve(
     """
     from ..fixtures.platform.server import run_platform
     from ..fixtures.platform.settings import PlatformSettings
+    from .database import resolve_database
     from .errors import InputError
     from .progress import ProgressEvent
 

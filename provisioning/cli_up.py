@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.progress import (
@@ -32,14 +32,14 @@ from rich.table import Table
 from rich.text import Text
 
 from .cli import app, err_console, out_console, run_async, state
-from .credentials import export_credentials
 from .errors import InputError
 from .passwords import DEFAULT_BCRYPT_COST, DEFAULT_PASSWORD_COUNT
-from .progress import ProgressEvent
-from .runs import RunList, RunStatusReport, list_runs, run_status, run_summary
-from .scales import parse_skew
-from .up import UpResult, UpSettings, provision_up
-from .upplan import UpPlan, plan_up
+
+if TYPE_CHECKING:  # the commands import their stacks when they run, so that --help stays fast
+    from .progress import ProgressEvent
+    from .runs import RunList, RunStatusReport
+    from .upplan import UpPlan
+    from .upsettings import UpResult
 
 __all__ = ["credentials", "runs", "status", "up"]
 
@@ -181,6 +181,8 @@ def _print_plan(plan: UpPlan) -> None:
 
 
 def _skew(skew: str | None, uniform: bool) -> float | None:
+    from .scales import parse_skew
+
     if uniform and skew is not None:
         raise InputError("Pass either --skew or --uniform, not both.")
     if uniform:
@@ -232,6 +234,9 @@ def up(
     allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow a non-loopback database."),
 ) -> None:
     """Provision a run: tenants, users, agents, workflows, collections, MCP servers, and logins."""
+    from .up import UpSettings, provision_up
+    from .upplan import UpPlan, plan_up
+
     renderer = _UpRenderer(enabled=not (quiet or as_json or dry_run))
 
     async def go() -> UpResult | UpPlan:
@@ -300,6 +305,7 @@ def runs(
     allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow a non-loopback database."),
 ) -> None:
     """List the runs the target's ledger knows, newest first."""
+    from .runs import list_runs
 
     async def go() -> tuple[list[str], RunList]:
         pruned: list[str] = []
@@ -328,6 +334,8 @@ def runs(
 
 
 def _print_status(report: RunStatusReport) -> None:
+    from .runs import run_summary
+
     s = run_summary(report.run)
     out_console.print(
         f"run {s['run_id']} ({s['status']}{', in progress' if report.live else ''}) in {report.target}",
@@ -360,6 +368,8 @@ def status(
     allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow a non-loopback database."),
 ) -> None:
     """Show one run with the live row count of every table for its tenants."""
+    from .runs import run_status
+
     report = run_async(
         run_status(run_id, database_url=database_url, state_dir=state().state_dir, allow_remote=allow_remote)
     )
@@ -380,6 +390,7 @@ def credentials(
     ),
 ) -> None:
     """Export a run's credentials pool (logins for the load test) as CSV or JSON."""
+    from .credentials import export_credentials
     from .statedir import default_state_dir
 
     async def go() -> tuple[str, str | Path]:

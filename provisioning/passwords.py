@@ -13,7 +13,6 @@ in the run's 0600 credentials file.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import os
 import queue
@@ -125,6 +124,8 @@ async def _hash_in_threads(passwords: Sequence[str], cost: int, progress: Progre
     Daemon threads, because a hash cannot be interrupted: on cancellation (Ctrl-C) the
     threads stop taking work and the process exits without waiting for the hash in flight.
     """
+    import asyncio  # here, so that the CLI's --help, which reads this module's defaults, needs no event loop
+
     loop = asyncio.get_running_loop()
     results: list[str] = [""] * len(passwords)
     todo: queue.SimpleQueue[int] = queue.SimpleQueue()

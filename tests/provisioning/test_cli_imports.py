@@ -1,0 +1,55 @@
+"""The CLI registers its commands without importing the stacks behind them.
+
+``provision --help`` and ``--version`` must not pay for SQLAlchemy, asyncpg, Faker or the
+event loop: each command imports what it needs when it runs.  Checked in a fresh
+interpreter, since this test process has imported everything already.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from agentic_loadkit.provisioning import cli_demo, cli_down
+from agentic_loadkit.provisioning.demo import DEFAULT_TIME_SCALE
+from agentic_loadkit.provisioning.teardown import DownSettings
+
+HEAVY = ("sqlalchemy", "asyncpg", "faker", "asyncio", "agentic_loadkit.provisioning.up")
+
+PROBE = """
+import json, sys
+from agentic_loadkit.provisioning import cli
+cli._register_commands()
+import typer.main
+group = typer.main.get_command(cli.app)
+print(json.dumps({"commands": sorted(group.commands), "loaded": sorted(sys.modules)}))
+"""
+
+
+def test_registering_the_commands_imports_no_heavy_stack() -> None:
+    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True).stdout
+    probe = json.loads(out)
+    assert {"up", "down", "demo", "db", "platform", "runs", "status", "credentials"} <= set(probe["commands"])
+    loaded = [m for m in probe["loaded"] if any(m == h or m.startswith(h + ".") for h in HEAVY)]
+    assert loaded == []
+
+
+def test_help_runs_without_the_heavy_stack() -> None:
+    code = (
+        "import sys\n"
+        "from agentic_loadkit.provisioning.cli import main\n"
+        "sys.argv = ['provision', '--help']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        f"print('LOADED', [m for m in {list(HEAVY)!r} if m in sys.modules])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert "up " in proc.stdout and "down " in proc.stdout  # the help lists the commands
+    assert "LOADED []" in proc.stdout
+
+
+def test_help_defaults_are_the_settings_defaults() -> None:
+    # the CLI states these defaults without importing their modules; they must not drift
+    assert cli_down.DEFAULT_BATCH_TENANTS == DownSettings.batch_tenants
+    assert cli_down.DEFAULT_JOBS == DownSettings.jobs
+    assert cli_demo.DEFAULT_TIME_SCALE == DEFAULT_TIME_SCALE
