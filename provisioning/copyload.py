@@ -6,6 +6,12 @@ Python values with the column types it reads from the server.  Every loader in t
 toolkit goes through ``copy_rows`` so that there is one place that knows how rows reach
 the server, how progress is reported, and how a failure is named.
 
+Two encoders write the same bytes: asyncpg's (``copy_records_to_table``, the default)
+and ``copyencode``'s, which writes the binary stream in Python from the live column
+types and feeds it to ``copy_to_table`` (``encoder="python"``, or the environment
+variable ``PROVISION_COPY_ENCODER=python``); a table with a column type ``copyencode``
+does not know is copied by asyncpg's encoder whatever the choice.
+
 A stream of batches is one ``copy_records_to_table`` call fed lazily, batch by batch
 (an async iterable of batches: one call per batch).  Batches bound memory (one batch of
 Python tuples per stream at a time); small ones (4,000 rows by default in ``up``) keep
@@ -16,19 +22,43 @@ owns the transaction.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
-from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
+from .copyencode import COPY_HEADER, COPY_TRAILER, RowEncoder, column_types, row_encoder
+from .errors import InputError
 from .progress import ProgressCallback, ProgressEvent, null_progress
 
-__all__ = ["CopyTarget", "Row", "RowTransform", "copy_rows"]
+__all__ = [
+    "COPY_ENCODERS",
+    "ENCODER_ENV",
+    "CopyTarget",
+    "Encoder",
+    "Row",
+    "RowTransform",
+    "copy_rows",
+    "default_encoder",
+]
 
 Row = tuple[Any, ...]
 RowTransform = Callable[[Row], Row]
+Encoder = Literal["asyncpg", "python"]
+COPY_ENCODERS: tuple[Encoder, ...] = ("asyncpg", "python")
+ENCODER_ENV = "PROVISION_COPY_ENCODER"
+CHUNK_ROWS = 1_000  # rows per CopyData chunk of the Python stream (the event loop may switch streams between)
+
+
+def default_encoder() -> Encoder:
+    """The encoder ``copy_rows`` uses when not told: ``PROVISION_COPY_ENCODER``, else asyncpg's."""
+    choice = os.environ.get(ENCODER_ENV, "").strip().lower() or "asyncpg"
+    if choice not in COPY_ENCODERS:
+        raise InputError(f"{ENCODER_ENV} must be one of {', '.join(COPY_ENCODERS)}, not {choice!r}.")
+    return choice  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -67,17 +97,38 @@ def _stream_rows(
         progress(ProgressEvent("rows", table=label, count=len(batch)))
 
 
-async def _copy_batch(conn: asyncpg.Connection, target: CopyTarget, columns: list[str], records: Any) -> None:
-    """One ``copy_records_to_table`` call that cannot hang on a lost connection.
+async def _stream_bytes(
+    batches: Iterable[Sequence[Row]],
+    transform: RowTransform | None,
+    encoder: RowEncoder,
+    label: str,
+    progress: ProgressCallback,
+    sent: list[int],
+) -> AsyncIterator[bytes]:
+    """The binary COPY stream of every row of every batch (header, tuples, trailer), for one
+    ``copy_to_table``; a ``rows`` event after each batch is encoded, as ``_stream_rows`` does."""
+    head = COPY_HEADER
+    for batch in batches:
+        if not batch:
+            continue
+        rows = list(map(transform, batch)) if transform is not None else batch
+        for k in range(0, len(rows), CHUNK_ROWS):
+            yield head + encoder.encode(rows[k : k + CHUNK_ROWS])
+            head = b""
+        sent[0] += len(batch)
+        progress(ProgressEvent("rows", table=label, count=len(batch)))
+    yield head + COPY_TRAILER
+
+
+async def _copy_batch(conn: asyncpg.Connection, target: CopyTarget, start: Callable[[], Awaitable[Any]]) -> None:
+    """One COPY call (``start()``) that cannot hang on a lost connection.
 
     asyncpg (0.32) waits forever when the connection is lost while a COPY is paused by flow
     control (its ``writing_allowed`` event is never set again): a backend terminated in the
     middle of a big COPY left ``provision up`` hanging.  A termination listener cancels the
     call instead, and the loss is reported as the ``ConnectionDoesNotExistError`` it is.
     """
-    call = asyncio.ensure_future(
-        conn.copy_records_to_table(target.name, schema_name=target.schema, columns=columns, records=records)
-    )
+    call = asyncio.ensure_future(start())
 
     def lost(_conn: object) -> None:
         call.cancel()
@@ -104,13 +155,15 @@ async def copy_rows(
     total: int | None = None,
     progress: ProgressCallback = null_progress,
     announce: bool = True,
+    encoder: Encoder | None = None,
 ) -> int:
     """COPY every batch into ``target`` on ``conn``; return the number of rows written.
 
     Emits ``table_start`` (with ``total``), one ``rows`` event per batch, and
     ``table_done`` (``data``: rows, seconds); with ``announce=False`` only the ``rows``
     events (for a caller that loads one table in several parallel pieces and announces
-    the table itself).  Errors propagate unchanged: the caller decides what a failure
+    the table itself).  ``encoder`` picks who writes the binary stream (default
+    ``default_encoder()``).  Errors propagate unchanged: the caller decides what a failure
     means for its transaction.
     """
     if announce:
@@ -119,12 +172,27 @@ async def copy_rows(
     transform = target.transform
     columns = list(target.columns)
     sent = [0]
+    python = None
+    if (encoder or default_encoder()) == "python":  # None: a type it does not know, so asyncpg's
+        python = row_encoder(await column_types(conn, target.schema, target.name, columns))
+
+    def start(batches: Iterable[Sequence[Row]]) -> Callable[[], Awaitable[Any]]:
+        if python is not None:
+            stream = _stream_bytes(batches, transform, python, target.label, progress, sent)
+            return lambda: conn.copy_to_table(
+                target.name, schema_name=target.schema, columns=columns, source=stream, format="binary"
+            )
+        records = _stream_rows(batches, transform, target.label, progress, sent)
+        return lambda: conn.copy_records_to_table(
+            target.name, schema_name=target.schema, columns=columns, records=records
+        )
+
     if isinstance(batches, AsyncIterable):  # one COPY per batch
         async for batch in batches:
             if batch:
-                await _copy_batch(conn, target, columns, _stream_rows([batch], transform, target.label, progress, sent))
+                await _copy_batch(conn, target, start([batch]))
     else:
-        await _copy_batch(conn, target, columns, _stream_rows(batches, transform, target.label, progress, sent))
+        await _copy_batch(conn, target, start(batches))
     written = sent[0]
     seconds = time.perf_counter() - started
     if announce:
