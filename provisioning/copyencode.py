@@ -257,14 +257,56 @@ def _cached(field: Callable[[Any], bytes], cache: dict[Any, bytes]) -> Callable[
     return encode
 
 
-def _snippet(i: int, kind: str) -> list[str]:
-    """Generated code that appends column ``i``'s field of value ``v{i}`` (None → NULL)."""
-    v = f"v{i}"
-    if kind in ("text", "json", "jsonb", "uuid", "bytea"):  # repeated values: one dict lookup
+def _snippet(i: int, kind: str, cached: bool) -> list[str]:
+    """Generated code that appends column ``i``'s field of value ``v{i}`` (None → NULL).
+
+    Text-like values are looked up in the column's cache first (repeated pool values are
+    encoded once), and a miss is encoded inline: a function call per field costs as much
+    as the encoding.  Whatever the inline code does not take raises, and ``encode`` redoes
+    the batch on the per-value path.
+    """
+    v, c = f"v{i}", f"c{i}"
+    text = {"text": "", "json": "", "jsonb": "b'\\x01' + "}
+    if kind in text and not cached:  # a column of distinct values: no lookups, no concatenation
         return [
             f"if {v} is None: a(NULL)",
-            f"else: a(c{i}.get({v}) or m{i}({v}))",
+            "else:",
+            f"    b = {text[kind]}{v}.encode()",
+            "    a(LEN(len(b)))",
+            "    a(b)",
         ]
+    if kind in text:
+        return [
+            f"if {v} is None: a(NULL)",
+            "else:",
+            f"    f = {c}.get({v})",
+            "    if f is None:",
+            f"        b = {text[kind]}{v}.encode()",
+            "        f = LEN(len(b)) + b",
+            f"        if len({c}) < LIMIT: {c}[{v}] = f",
+            "    a(f)",
+        ]
+    if kind == "uuid" and not cached:
+        return [
+            f"if {v} is None: a(NULL)",
+            "else:",
+            f"    f = U16 + fromhex({v}.replace('-', ''))",
+            f"    if len(f) != 20: raise ValueError({v})",
+            "    a(f)",
+        ]
+    if kind == "uuid":
+        return [
+            f"if {v} is None: a(NULL)",
+            "else:",
+            f"    f = {c}.get({v})",
+            "    if f is None:",
+            f"        f = U16 + fromhex({v}.replace('-', ''))",
+            f"        if len(f) != 20: raise ValueError({v})",
+            f"        if len({c}) < LIMIT: {c}[{v}] = f",
+            "    a(f)",
+        ]
+    if kind == "bytea":
+        return [f"if {v} is None: a(NULL)", f"else: a({c}.get({v}) or m{i}({v}))"]
     pack = {"int2": "I2", "int4": "I4", "int8": "I8", "float4": "F4", "float8": "F8"}.get(kind)
     if pack is not None:
         width = {"I2": 2, "I4": 4, "I8": 8, "F4": 4, "F8": 8}[pack]
@@ -277,20 +319,39 @@ def _snippet(i: int, kind: str) -> list[str]:
 
 
 class RowEncoder:
-    """Encodes batches of row tuples of one table into binary COPY tuples (no header/trailer)."""
+    """Encodes batches of row tuples of one table into binary COPY tuples (no header/trailer).
+
+    Every column starts cached; after the first batch, a column whose values were mostly
+    distinct (ids, slugs, long prompts) is recompiled without its cache, whose lookups
+    would then only cost.
+    """
 
     def __init__(self, columns: Sequence[ColumnType], kinds: Sequence[str | None]) -> None:
         self.columns = list(columns)
+        self.kinds = list(kinds)
         self.fields = [field_encoder(c.oid) for c in columns]
         self.caches: list[dict[Any, bytes]] = [{} for _ in columns]
-        self._fast = self._compile(kinds)
+        self.cached = [True] * len(columns)
+        self._fast = self._compile(self.kinds)
+        self._tuned = False
+
+    def _tune(self, rows: int) -> None:
+        self._tuned = True
+        distinct = [len(cache) > rows // 2 for cache in self.caches]
+        if rows >= 100 and any(distinct):
+            self.cached = [not d for d in distinct]
+            for i, d in enumerate(distinct):
+                if d:
+                    self.caches[i].clear()
+            self._fast = self._compile(self.kinds)
 
     def _compile(self, kinds: Sequence[str | None]) -> Callable[[Sequence[Sequence[Any]]], bytes]:
         width = len(self.columns)
         names: dict[str, Any] = {
             "NULL": NULL, "TRUE": _BOOL[True], "FALSE": _BOOL[False], "HEAD": struct.pack("!h", width),
             "I2": _I2.pack, "I4": _I4.pack, "I8": _I8.pack, "F4": _F4.pack, "F8": _F8.pack,
-            "EPOCH": _PG_EPOCH, "US": _US, "bad": _bool_field,
+            "EPOCH": _PG_EPOCH, "US": _US, "bad": _bool_field, "LEN": _LEN.pack, "LIMIT": CACHE_LIMIT,
+            "U16": b"\x00\x00\x00\x10", "fromhex": bytes.fromhex,
         }
         body: list[str] = []
         for i, kind in enumerate(kinds):
@@ -299,7 +360,7 @@ class RowEncoder:
             names[f"f{i}"] = field
             names[f"c{i}"] = self.caches[i]
             names[f"m{i}"] = _cached(field, self.caches[i])
-            body.extend(_snippet(i, kind))
+            body.extend(_snippet(i, kind, self.cached[i]))
         unpack = ", ".join(f"v{i}" for i in range(width)) + ("," if width == 1 else "")
         source = "\n".join(
             [
@@ -319,9 +380,12 @@ class RowEncoder:
     def encode(self, rows: Sequence[Sequence[Any]]) -> bytes:
         """The COPY tuples of ``rows``; a value no encoder takes raises ``asyncpg.DataError``."""
         try:
-            return self._fast(rows)
+            encoded = self._fast(rows)
         except (TypeError, ValueError, OverflowError, AttributeError, struct.error):
             return self._slow(rows)  # values the fast path does not take: per value, with the column named
+        if not self._tuned:
+            self._tune(len(rows))
+        return encoded
 
     def _slow(self, rows: Sequence[Sequence[Any]]) -> bytes:
         head = struct.pack("!h", len(self.columns))

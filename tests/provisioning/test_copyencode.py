@@ -260,3 +260,29 @@ def test_up_with_the_python_encoder_keeps_the_fingerprint(
     assert rows["asyncpg"] == rows["python"] > 0
     assert dumps["asyncpg"] == dumps["python"]
     assert len(dumps["python"]["agents"]) == 150
+
+
+def test_columns_of_distinct_values_encode_the_same_after_the_cache_is_dropped(fresh_db: DatabaseTarget) -> None:
+    """After its first batch the encoder stops caching columns of mostly distinct values; the
+    bytes must not change with that (second and third batches here)."""
+    base = _rows()
+    rows = [
+        (k, f"t-{k}-ü", base[k % 6][2], *base[k % 6][3:9], str(uuid.UUID(int=k)), *base[k % 6][10:13],
+         f'{{"k": {k}}}', f'{{"k": {k}}}', *base[k % 6][15:])
+        for k in range(900)
+    ]
+
+    async def go() -> tuple[bytes, bytes]:
+        conn = await asyncpg.connect(fresh_db.asyncpg_url)
+        try:
+            await _setup(conn, "distinct_asyncpg", "distinct_hand")
+            await conn.copy_records_to_table("distinct_asyncpg", records=rows, columns=list(NAMES))
+            encoder = row_encoder(await column_types(conn, "public", "distinct_hand", NAMES))
+            assert encoder is not None
+            parts = [encoder.encode(rows[k : k + 300]) for k in range(0, 900, 300)]
+            return await _export(conn, "distinct_asyncpg"), COPY_HEADER + b"".join(parts) + COPY_TRAILER
+        finally:
+            await conn.close()
+
+    reference, ours = _run(go())
+    assert ours == reference
