@@ -289,8 +289,12 @@ def evaluate(figures: RunFigures, targets: GateTargets) -> list[Check]:
     return checks
 
 
-def render_table(checks: list[Check], *, notes: Iterable[str] = ()) -> str:
-    """The gate's table (target, measured, verdict) and a closing verdict line."""
+def render_table(checks: list[Check], *, notes: Iterable[str] = (), exit_code: int | None = None) -> str:
+    """The gate's table (target, measured, verdict) and a closing verdict line.
+
+    ``exit_code`` is the code the process really returns (Locust's ``quit`` event gives it);
+    the verdict line never claims a code the process does not exit with.
+    """
     header = ("check", "target", "measured", "verdict")
     rows = [header, *[(c.name, c.target, c.measured, c.verdict) for c in checks]]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
@@ -301,8 +305,12 @@ def render_table(checks: list[Check], *, notes: Iterable[str] = ()) -> str:
             lines.append("  ".join("-" * w for w in widths))
     failed = [c for c in checks if c.passed is False]
     lines.extend(f"note: {n}" for n in notes)
+    natural = EXIT_BREACH if failed else EXIT_PASS
+    code = natural if exit_code is None else exit_code
     if failed:
-        lines.append(f"Gate: BREACH - {len(failed)} of {len(checks)} checks failed (exit code {EXIT_BREACH}).")
+        lines.append(f"Gate: BREACH - {len(failed)} of {len(checks)} checks failed (exit code {code}).")
+    elif code == EXIT_PASS:
+        lines.append(f"Gate: PASS - all {len(checks)} checks passed (exit code {code}).")
     else:
-        lines.append(f"Gate: PASS - all {len(checks)} checks passed (exit code {EXIT_PASS}).")
+        lines.append(f"Gate: FAILED RUN - the {len(checks)} checks passed, but the run failed (exit code {code}).")
     return "\n".join(lines)
