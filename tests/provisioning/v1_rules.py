@@ -216,7 +216,8 @@ def _step_problems(step: dict[str, Any], tenant: Any, agents: dict[str, tuple[An
             return [f"agent step names {step.get('agent_id')!r}: not a live agent of the tenant"]
     if kind == "mcp_tool":
         s = servers.get(str(step.get("server_id")))
-        if not isinstance(step.get("server_id"), str) or s is None or s[0] != tenant or step.get("tool_name") not in s[1]:
+        named = isinstance(step.get("server_id"), str) and s is not None
+        if not named or s is None or s[0] != tenant or step.get("tool_name") not in s[1]:
             return [f"mcp_tool step names {step.get('server_id')!r}/{step.get('tool_name')!r}"]
     if kind == "parallel":
         nested = step.get("steps")
@@ -246,7 +247,8 @@ def violations(target: DatabaseTarget, run_id: str) -> list[str]:
         limits.setdefault(t["plan_type"], set()).add(
             (t["max_agents"], t["max_requests_per_day"], t["max_tokens_per_month"]))
     ranked = [limits[p] for p in PLAN_ORDER if p in limits]
-    if any(len(s) != 1 for s in ranked) or any(a > b for (a,), (b,) in zip(ranked, ranked[1:])):  # noqa: RUF007
+    singles = [next(iter(s)) for s in ranked if len(s) == 1]
+    if len(singles) != len(ranked) or singles != sorted(singles):
         out.append(f"tenant limits do not follow the plan: {limits}")
     agents = {str(a["id"]): (a["tenant_id"], a["deleted_at"] is not None) for a in rows["agents"]}
     servers = {str(s["id"]): (s["tenant_id"], {t["name"] for t in _json(s["tools"]) or []})
