@@ -37,8 +37,9 @@ async def _foreign_keys(conn: asyncpg.Connection, table: str) -> dict[str, str]:
     return {r["column_name"]: r["parent"] for r in rows}
 
 
-_CONSTANTS = {"text": "md5(random()::text)", "character varying": "left(md5(random()::text), 16)", "integer": "1", "bigint": "1", "boolean": "false",
-              "json": "'{}'", "jsonb": "'{}'", "timestamp with time zone": "now()", "double precision": "0.5"}
+_CONSTANTS = {"text": "md5(random()::text)", "character varying": "left(md5(random()::text), 16)",
+              "integer": "1", "bigint": "1", "boolean": "false", "json": "'{}'", "jsonb": "'{}'",
+              "timestamp with time zone": "now()", "double precision": "0.5"}
 
 
 async def insert_runtime_rows(conn: asyncpg.Connection, tenant: Any, id_kind: str) -> None:
