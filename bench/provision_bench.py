@@ -16,6 +16,9 @@ In one run, on one server, it measures:
     the load, 4 distinct passwords), and, to show what each choice is worth, with
     ``--single-transaction``, ``--foreign-key-checks per-row`` (PostgreSQL's per-row
     triggers), ``--password-count 16`` and ``--bcrypt-cost 4`` (hashing made negligible);
+(v1) with ``--v1``: the same ``up`` into the v1 dialect's schema (the platform's code: 21
+    tables, wider rows, JSON step lists), right after the guide schema's, in the same run;
+    ``--dialects-only`` measures just (a), (b) and (v1);
 (c) the naive way: Faker per row + SQLAlchemy ORM ``add_all``/commit per 1,000 rows on a
     20,000-row agent sample: rows/s.
 
@@ -117,11 +120,17 @@ def bench_pgbench(base: DatabaseTarget, scale: int) -> dict[str, float]:
 
 
 def bench_up(
-    base: DatabaseTarget, scale: str, extra: list[str], *, bound: bool = False, env: dict[str, str] | None = None
+    base: DatabaseTarget,
+    scale: str,
+    extra: list[str],
+    dialect: str = "guide",
+    *,
+    bound: bool = False,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     db = _scratch(base, "up")
     try:
-        asyncio.run(create_schema(db.asyncpg_url, "uuid"))
+        asyncio.run(create_schema(db.asyncpg_url, "uuid", dialect=dialect))  # type: ignore[arg-type]
         with tempfile.TemporaryDirectory() as state:
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             started = time.perf_counter()
@@ -156,7 +165,8 @@ def bench_up(
         result["children_max_rss_mb"] = after.ru_maxrss / 1024.0
         result["children_cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         if bound:  # the very rows of this run, reloaded by the server alone
-            result["bound"] = asyncio.run(measure_server_bound(db))
+            loaded = [t["name"] for t in result["tables"] if t["rows"]]  # the live names, parents first
+            result["bound"] = asyncio.run(measure_server_bound(db, loaded))
         return result
     finally:
         _drop(db)
@@ -295,6 +305,8 @@ def main() -> None:
         "--repeat", type=int, default=1, help="run (a) and (b) this many times and keep the fastest"
     )
     ap.add_argument("--xlarge", action="store_true", help="also measure peak RSS at --scale xlarge")
+    ap.add_argument("--v1", action="store_true", help="also measure up on the v1 dialect's schema")
+    ap.add_argument("--dialects-only", action="store_true", help="measure only (a), (b) and (v1)")
     args = ap.parse_args()
     base = parse_database_url(args.database_url)
     print(f"server {base.masked}; load average {os.getloadavg()[0]:.2f} at start; {os.cpu_count()} cores")
@@ -307,14 +319,22 @@ def main() -> None:
         f"{pg['generate_s']:.2f} s (client-side generate) = {pg['heap_mb_s']:,.1f} heap MB/s"
     )
 
-    def best(extra: list[str], **kw: Any) -> dict[str, Any]:
+    def best(extra: list[str], dialect: str = "guide", **kw: Any) -> dict[str, Any]:
         return min(
-            (bench_up(base, args.scale, extra, **kw) for _ in range(args.repeat)), key=lambda r: r["elapsed"]
+            (bench_up(base, args.scale, extra, dialect, **kw) for _ in range(args.repeat)),
+            key=lambda r: r["elapsed"],
         )
 
     par = best([], bound=True)
-    _print_up(f"(b) provision up --scale {args.scale}", par, pg)
+    _print_up(f"(b) provision up --scale {args.scale} (guide schema)", par, pg)
     print("\n".join(describe(par["bound"], par)))
+    if args.v1 or args.dialects_only:
+        v1 = best([], "v1", bound=True)
+        _print_up(f"(v1) provision up --scale {args.scale} (v1 schema)", v1, pg)
+        print("\n".join(describe(v1["bound"], v1)))
+    if args.dialects_only:
+        print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
+        return
     py = best([], bound=True, env={"PROVISION_COPY_ENCODER": "python"})
     _print_up(f"(b0) provision up --scale {args.scale} with the hand-written COPY encoder", py, pg)
     print("\n".join(describe(py["bound"], py)))

@@ -44,7 +44,8 @@ class ServerBound:
 
 
 def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+    """``schema.table`` or ``table`` as a quoted SQL name (the bench's own reference schemas only)."""
+    return ".".join('"' + part.replace('"', '""') + '"' for part in name.split(".", 1))
 
 
 async def _export(conn: asyncpg.Connection, table: str, folder: str) -> tuple[list[str], int]:
@@ -53,7 +54,7 @@ async def _export(conn: asyncpg.Connection, table: str, folder: str) -> tuple[li
     half = rows // 2
     paths = []
     for k, (offset, limit) in enumerate(((0, half), (half, rows - half))):
-        path = os.path.join(folder, f"{table}.{k}.copy")
+        path = os.path.join(folder, f"{table.replace('.', '_')}.{k}.copy")
         await conn.copy_from_query(
             f"SELECT * FROM {_quote(table)} ORDER BY ctid OFFSET {offset} LIMIT {limit}",
             output=path,
@@ -69,7 +70,8 @@ async def _load_half(conn: asyncpg.Connection, table: str, path: str, server_sid
         if server_side:
             await conn.execute(f"COPY {_quote(table)} FROM '{path}' (FORMAT binary)")
         else:
-            await conn.copy_to_table(table, source=path, format="binary")
+            schema, _, name = table.rpartition(".")
+            await conn.copy_to_table(name, schema_name=schema or None, source=path, format="binary")
 
 
 async def _can_read_files(conn: asyncpg.Connection, probe: str) -> bool:

@@ -201,7 +201,7 @@ def test_deflate_bomb_and_a_huge_body_without_compression_are_capped(
     assert rss_mib < 200, f"Locust peaked at {rss_mib:.0f} MiB: a body was not capped"
 
 
-def test_slow_and_dripping_answers_are_timeouts(pool: Path, platforms: list[HostilePlatform], tmp_path: Path) -> None:
+def test_slow_and_dripping_answers_are_timeouts(platforms: list[HostilePlatform], tmp_path: Path) -> None:
     def late(req: Request, sock) -> bool:  # type: ignore[no-untyped-def]
         time.sleep(3)
         return json_answer({"agents": []})(req, sock)
@@ -220,7 +220,9 @@ def test_slow_and_dripping_answers_are_timeouts(pool: Path, platforms: list[Host
         COLLECTIONS: drip(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(ok), ok), 0.1),
         MCP: interim_forever,  # interim answers, never a final one
     })  # fmt: skip
-    run, _ = locust(platform, pool, tmp_path, users=4, seconds=6, extra=("--request-timeout", "1", *LENIENT))
+    # every answer takes >= 1 s, so only many users give the lightest task of the mix (2 of 34) requests
+    many = write_pool(tmp_path / "many", 30)
+    run, _ = locust(platform, many, tmp_path, users=30, seconds=6, extra=("--request-timeout", "1", *LENIENT))
     assert_no_exception(run)
     stats = failures_by_endpoint(run)
     for method, name in (AGENTS, WORKFLOWS, COLLECTIONS, MCP):
