@@ -136,10 +136,10 @@ class _Binder:
                 continue
             skipped = any(c in self.tmap.skip for sp in concept.spellings for c in sp.columns)
             if concept.essential and not skipped:
-                renamed = "" if not self.tmap.columns else " (after the schema map's renames)"
+                looked = " | ".join("+".join(self.tmap.column(c) for c in sp.columns) for sp in concept.spellings)
                 self.error(f"Table {self.where} has no column for the {_essential_name(concept.name)}, which the "
-                           f"toolkit needs: it looked for {concept.looked_for}{renamed}; map one with --schema-map.",
-                           concept.spellings[0].columns[0])
+                           f"toolkit needs: it looked for {looked}; map one with --schema-map.",
+                           self.tmap.column(concept.spellings[0].columns[0]))
             else:
                 self.skipped.append(SkippedConcept(concept.name, concept.looked_for,
                                                    "skipped by the schema map" if skipped else "absent"))

@@ -86,7 +86,7 @@ def _announce_binding(plans: Mapping[str, TablePlan], progress: ProgressCallback
                     ),
                 )
             )
-        absent = [s.concept for s in plan.skipped]
+        absent = list(plan.dropped)  # the guide's columns; --dry-run lists every skipped concept
         if absent:
             progress(
                 ProgressEvent(
