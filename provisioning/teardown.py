@@ -86,6 +86,13 @@ _RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 async def _select_runs(conn: asyncpg.Connection, settings: DownSettings) -> list[RunRecord]:
+    try:
+        return await _select_runs_unguarded(conn, settings)
+    except asyncpg.PostgresError as exc:  # a role that may not even read the ledger
+        raise _refused(exc, "provision down") from exc
+
+
+async def _select_runs_unguarded(conn: asyncpg.Connection, settings: DownSettings) -> list[RunRecord]:
     schema = settings.ledger_schema
     if settings.run_id is not None:
         return [await find_run(conn, settings.run_id, schema)]

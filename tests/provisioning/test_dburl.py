@@ -47,6 +47,10 @@ def test_malformed_urls_raise_input_error_without_password(url: str) -> None:
         ("postgresql://u@h/db", "postgresql://u@h/db"),
         ("postgresql://u:p%40ss@h:5/db?sslmode=require", "postgresql://u:***@h:5/db?sslmode=require"),
         ("postgresql://u@h/db?password=hunter2&x=1", "postgresql://u@h/db?password=***&x=1"),
+        ("postgresql://u@h/db?sslmode=require&sslpassword=hunter2", "postgresql://u@h/db?sslmode=require&sslpassword=***"),
+        ("postgresql://postgres:ab@cd:hunter2@127.0.0.1:5432/db", "postgresql://***@127.0.0.1:5432/db"),
+        ("postgresql://postgres:ab/hunter2@127.0.0.1/db", "postgresql://***@127.0.0.1/db"),
+        ("postgres:hunter2@127.0.0.1:5432/db", "<not a URL>"),
     ],
 )
 def test_mask(url: str, masked: str) -> None:
@@ -98,3 +102,23 @@ def test_guard_checks_socket_and_query_hosts(monkeypatch: pytest.MonkeyPatch) ->
     check_remote_allowed(parse_database_url("postgresql://u@/x?host=/tmp/pg"))
     with pytest.raises(RemoteTargetRefused):
         check_remote_allowed(parse_database_url("postgresql://u@/x?host=/tmp/pg,db.invalid"))
+
+
+def test_the_driver_gets_the_checked_hosts_not_the_string() -> None:
+    target = parse_database_url(
+        "postgresql://u:p%40ss@127.1:6000,[::1]/db?sslmode=disable&application_name=x", env={"PGHOST": "10.0.0.1"}
+    )
+    kwargs = target.connect_kwargs()
+    assert kwargs["host"] == ["127.0.0.1", "::1"] and kwargs["port"] == [6000, 5432]
+    assert kwargs["user"] == "u" and kwargs["password"] == "p@ss" and kwargs["database"] == "db"
+    assert kwargs["dsn"] == "postgresql://?sslmode=disable"  # options only: no host, user or database in it
+    assert kwargs["server_settings"] == {"application_name": "x"}
+    assert parse_database_url(target.asyncpg_url).connect_kwargs() == kwargs
+
+
+def test_a_url_without_a_host_takes_pghost_checked_like_any_host() -> None:
+    assert parse_database_url("postgresql://u@/db", env={"PGHOST": "/tmp,127.0.0.1", "PGPORT": "6000"}).hosts == (
+        ("/tmp", 6000), ("127.0.0.1", 6000),
+    )
+    with pytest.raises(InputError, match="ending with a dot"):
+        parse_database_url("postgresql://u@/db", env={"PGHOST": "localhost."})
