@@ -36,6 +36,7 @@ from hostile_support import (
 )
 
 SMALL = ("--set", "tenants=3", "--set", "users=9", "--set", "agents=12")
+HASHING = ("--bcrypt-cost", "10", "--password-count", "200")
 
 
 def _recorded_run(db) -> str | None:  # type: ignore[no-untyped-def]
@@ -45,9 +46,10 @@ def _recorded_run(db) -> str | None:  # type: ignore[no-untyped-def]
 
 
 def _hashing_up(state: Path, db):  # type: ignore[no-untyped-def]
-    """An up whose bcrypt threads are busy for seconds (cost 16: about 5 s a hash, 4 hashes on the
-    cores) once its run is recorded; returns the process and the run id."""
-    proc = spawn(state, "up", "--database-url", db.url, "--bcrypt-cost", "16", "--streams", "1", *SMALL)
+    """An up whose bcrypt threads are busy for seconds once its run is recorded (200 hashes at cost
+    10: short hashes, so that one ends while the interpreter shuts down, which is what aborted);
+    returns the process and the run id."""
+    proc = spawn(state, "up", "--database-url", db.url, *HASHING, "--streams", "1", *SMALL)
     run_id = wait_for(lambda: _recorded_run(db), "the run is recorded while bcrypt hashes", proc)
     return proc, run_id
 
@@ -70,7 +72,7 @@ def test_a_backend_terminated_while_bcrypt_hashes_is_one_sentence(hostile_db, tm
     """With parallel streams the load runs while bcrypt hashes: its backends are terminated mid-COPY."""
     db = hostile_db.target
     state = tmp_path / "state"
-    proc = spawn(state, "up", "--database-url", db.url, "--bcrypt-cost", "16", *SMALL[:4], "--set", "agents=150000")
+    proc = spawn(state, "up", "--database-url", db.url, *HASHING, *SMALL[:4], "--set", "agents=150000")
     copying = (
         "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'provision-up' AND query ILIKE 'COPY%agents%'"
         " AND datname = current_database()"
