@@ -61,6 +61,9 @@ class _OneLineUsageErrors(TyperGroup):
         except typer.Abort:
             err_console.print("error: interrupted.", markup=False)
             sys.exit(130)
+        if outcome == 130 and not _STATE.reported:
+            # typer turns a Ctrl-C outside our handlers (a command's lazy imports) into a silent Exit(130)
+            err_console.print("error: interrupted.", markup=False)
         sys.exit(outcome if isinstance(outcome, int) else 0)
 
 
@@ -119,6 +122,7 @@ err_console = Console(file=_PipeSafe("stderr"), highlight=False, soft_wrap=True)
 class CliState:
     debug: bool = False
     state_dir: Path | None = None
+    reported: bool = False  # an error line was printed
 
 
 _STATE = CliState()
@@ -152,6 +156,7 @@ def root(
 
 def fail(exc: BaseException) -> typer.Exit:
     """Report an error as one line on stderr (traceback with --debug) and return the Exit to raise."""
+    _STATE.reported = True
     if _STATE.debug:
         err_console.print("".join(traceback.format_exception(exc)), markup=False)
     if isinstance(exc, ProvisionError):
