@@ -4,7 +4,8 @@
 core of ``HttpUser``) does the session work:
 
 * ``on_start`` checks one account out of the credentials pool (see ``pool.py``) and
-  logs in with the contract's form POST; the bearer token is kept for the session;
+  logs in as the platform's dialect says (a form or JSON, from the discovered routes;
+  ``dialects.py`` builds the bodies and reads the answers); the bearer token is kept;
 * a 401 on any call means the token expired or was revoked: the user logs in again
   ONCE and retries the call (re-logins are recorded as ``<login path> (re-login)``;
   the expired answer itself is not recorded, the retried call is);
@@ -13,8 +14,9 @@ core of ``HttpUser``) does the session work:
 * ``on_stop`` hands the account back.  A user that got no account (the pool ran dry)
   ends quietly at its first task.
 
-Every answer is judged, never trusted: a status other than the expected one, a 429
-(counted and explained by the gate), a body that is not JSON, a list without its
+Every answer is judged, never trusted: a status other than the expected one, a rate
+limiter's refusal (a 429, or any refusal with ``X-RateLimit-Remaining: 0``: counted and
+explained by the gate), a body that is not JSON, a list without its
 items, a timeout or a dropped connection is a failure in Locust's statistics, and the
 user carries on.  No exception escapes a user: a platform misbehaving under load must
 not kill greenlets (Locust's exit code 2).
@@ -30,18 +32,17 @@ from __future__ import annotations
 
 import logging
 import random
-import secrets
 import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
-from urllib.parse import urlencode
 
 from agentic_loadkit.provisioning.errors import CredentialsError, InputError
 from locust import FastHttpUser
 from locust.env import Environment
 from locust.exception import StopUser
 
-from .gate import ISOLATION_BREACH, ISOLATION_PREFIX, RATE_LIMITED
+from .dialects import AgentPayloads, login_request, rate_limit_refusal, token_from
+from .gate import ISOLATION_BREACH, ISOLATION_PREFIX
 from .options import DEFAULT_WAIT_TIME, parse_wait_time
 from .pool import Lease, pool_client_for
 from .routes import RELOGIN_SUFFIX, Routes
@@ -50,7 +51,6 @@ __all__ = ["AgenticBaseUser", "AgenticPlatformUser", "ReadOnlyUser", "TenantIsol
 
 log = logging.getLogger(__name__)
 
-FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
 _warned: set[str] = set()
 
 
@@ -90,6 +90,7 @@ class AgenticBaseUser(FastHttpUser):
         self._agent_ids: list[str] = []
         self._login_failures = 0
         self._next_login_at = 0.0
+        self._payloads: AgentPayloads | None = None
 
     def wait_time(self) -> float:
         return self._wait_min + self._wait_span * random.random()
@@ -107,6 +108,7 @@ class AgenticBaseUser(FastHttpUser):
             return
         self.routes = self.lease.routes
         self._agent_ids = list(self.lease.agents)
+        self._payloads = AgentPayloads(self.routes, self.lease.account.user_id)
         self.login(relogin=False)
 
     def on_stop(self) -> None:
@@ -123,28 +125,26 @@ class AgenticBaseUser(FastHttpUser):
         assert self.lease is not None
         routes = self.routes
         account = self.lease.account
-        body = urlencode({routes.username_field: account.email, routes.password_field: account.password})
+        body, headers = login_request(routes, account.email, account.password)
         name = routes.login + RELOGIN_SUFFIX if relogin else routes.login
         self._auth = None
         with self.client.request(
-            "POST", routes.login, name=name, data=body, headers=FORM_HEADERS, catch_response=True
+            "POST", routes.login, name=name, data=body, headers=headers, catch_response=True
         ) as resp:
             code = resp.status_code
             if code == 200:
-                token = None
                 try:
-                    doc = resp.json()
-                    token = doc.get(routes.token_field) if isinstance(doc, dict) else None
+                    token = token_from(resp.json(), routes)
                 except (ValueError, TypeError):
-                    pass
-                if isinstance(token, str) and token:
+                    token = None
+                if token:
                     self._auth = {"Authorization": f"Bearer {token}"}
                     self._login_failures = 0
                     resp.success()
                     return True
                 resp.failure(f"login answered 200 without the '{routes.token_field}' field")
-            elif code == 429:
-                resp.failure(self._rate_limited(resp))
+            elif refusal := rate_limit_refusal(code, resp.headers):
+                resp.failure(refusal)
             elif code:
                 resp.failure(f"login refused: HTTP {code}")
         self._login_failures += 1
@@ -153,11 +153,6 @@ class AgenticBaseUser(FastHttpUser):
         return False
 
     # -- requests --------------------------------------------------------------------------------
-
-    @staticmethod
-    def _rate_limited(resp: Any) -> str:
-        limit = (resp.headers or {}).get("X-RateLimit-Limit") if hasattr(resp, "headers") else None
-        return f"{RATE_LIMITED} (X-RateLimit-Limit: {limit or 'not given'})"
 
     def _send(self, method: str, path: str, name: str, body: Any, auth: bool) -> Any:
         return self.client.request(
@@ -214,8 +209,8 @@ class AgenticBaseUser(FastHttpUser):
                 return None
             resp.success()
             return doc
-        if code == 429:
-            resp.failure(self._rate_limited(resp))
+        if refusal := rate_limit_refusal(code, getattr(resp, "headers", None)):
+            resp.failure(refusal)
         elif code == 401:
             resp.failure("HTTP 401 right after a fresh login")
         elif code:
@@ -244,16 +239,9 @@ class AgenticBaseUser(FastHttpUser):
 
     def create_agent(self) -> None:
         r = self.routes
-        body = {
-            "name": f"loadtest agent {secrets.token_hex(4)}",
-            "description": "Created by an agentic-loadkit load test.",
-            "system_prompt": "You are a helpful agent under load test.",
-            "model_provider": "anthropic",
-            "model_name": "claude-3-5-sonnet-20241022",
-            "temperature": 0.7,
-            "max_tokens": 1000,
-        }
-        doc = self.call("POST", r.agents, r.agents, body=body, expect=(200, 201))
+        if self._payloads is None:
+            self._payloads = AgentPayloads(r, self.lease.account.user_id if self.lease else "")
+        doc = self.call("POST", r.agents, r.agents, body=self._payloads.next(), expect=(200, 201))
         if isinstance(doc, dict) and doc.get("id") is not None and len(self._agent_ids) < self.max_known_agents:
             self._agent_ids.append(str(doc["id"]))
 
@@ -355,6 +343,8 @@ class TenantIsolationProbe(AgenticBaseUser):
             if resp.status_code == 401 and self.lease is not None:
                 resp.success()  # token expired: log in again, the next probe counts
                 self.login(relogin=True)
+            elif refusal := rate_limit_refusal(resp.status_code, resp.headers):
+                resp.failure(refusal)
             elif resp.status_code:
                 resp.failure(f"HTTP {resp.status_code}")
             return
