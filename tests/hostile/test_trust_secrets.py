@@ -56,7 +56,7 @@ def test_no_secret_in_any_output_file_or_row(db_factory: Any, roles: Roles, tmp_
         outputs[f"{name}: stdout"], outputs[f"{name}: stderr"] = res.stdout, res.stderr
         return res
 
-    cmd("platform init", "platform", "init", "--database-url", url)
+    cmd("platform init", "platform", "init", "--dialect", "guide", "--database-url", url)
     made = cmd("up --json", "up", "--database-url", url, "--bcrypt-cost", "4", "--json", "--label", "secrets")
     run_id = json.loads(made.stdout)["run_id"]
     cmd("up", "up", "--database-url", url, "--bcrypt-cost", "4", "--set", "users=40", "--unique-passwords")
