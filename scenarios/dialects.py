@@ -10,8 +10,11 @@ module turns those fields into bodies and reads answers by them, so the users in
 
 Rate limiting is recognised whatever the status code: a 429, or any answer that is not
 a success and carries ``X-RateLimit-Remaining: 0`` (v1's limiter raises inside a
-middleware and answers 500, still with its headers).  A success with ``Remaining: 0``
-is the last allowed request, not a refusal.
+middleware and answers 500; the contract says with its headers, the real code's
+Starlette drops them).  So the process also remembers, per raw path (v1 counts per
+client IP and path), the last ``X-RateLimit-Remaining`` and ``-Reset`` an allowed answer
+carried: a bare refusal of a path whose budget was 0, before its window reset, is the
+limiter too.  A success with ``Remaining: 0`` is the last allowed request, not a refusal.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import hashlib
 import itertools
 import json
 import secrets
+import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -30,6 +34,7 @@ from .routes import FieldRule, Routes
 __all__ = [
     "AGENT_BASE_BODY",
     "AgentPayloads",
+    "LimitWatch",
     "login_request",
     "rate_limit_refusal",
     "token_from",
@@ -78,15 +83,65 @@ def _header(headers: Any, name: str) -> str | None:
     return str(value) if value is not None else None
 
 
-def rate_limit_refusal(status: int, headers: Any) -> str | None:
-    """The failure message when the answer is a rate limiter's refusal, else ``None``."""
-    if 200 <= status < 400 or status == 0:
+def _int(text: str | None) -> int | None:
+    try:
+        return int(str(text).strip()) if text is not None else None
+    except ValueError:
+        return None
+
+
+class LimitWatch:
+    """The last rate-limit budget each raw path announced, in this process (bounded)."""
+
+    def __init__(self, cap: int = 10_000) -> None:
+        self._cap = cap
+        self._spent: dict[str, tuple[float, str]] = {}  # path -> (reset epoch, limit) while remaining is 0
+
+    def note(self, path: str, headers: Any, now: float) -> None:
+        remaining = _int(_header(headers, "X-RateLimit-Remaining"))
+        if remaining is None:
+            return
+        if remaining > 0:
+            self._spent.pop(path, None)
+            return
+        reset = _int(_header(headers, "X-RateLimit-Reset")) or 0
+        reset_at = float(reset) if reset > 1e9 else now + (reset or 60)
+        if len(self._spent) >= self._cap:
+            self._spent.clear()
+        self._spent[path] = (reset_at, _header(headers, "X-RateLimit-Limit") or "not given")
+
+    def spent(self, path: str, now: float) -> str | None:
+        """The announced limit when ``path``'s budget was 0 and its window has not reset yet."""
+        entry = self._spent.get(path)
+        if entry is None or now > entry[0] + 1.0:
+            return None
+        return entry[1]
+
+
+_WATCH = LimitWatch()
+
+
+def rate_limit_refusal(status: int, headers: Any, path: str | None = None) -> str | None:
+    """The failure message when the answer is a rate limiter's refusal, else ``None``.
+
+    With ``path``, successes feed the process's ``LimitWatch`` and a bare refusal of a
+    path whose announced budget was 0 counts as the limiter's.
+    """
+    now = time.time()
+    if 200 <= status < 400:
+        if path is not None:
+            _WATCH.note(path, headers, now)
+        return None
+    if status == 0:
         return None
     remaining = _header(headers, "X-RateLimit-Remaining")
-    if status != 429 and (remaining is None or remaining.strip() != "0"):
-        return None
-    limit = _header(headers, "X-RateLimit-Limit")
-    return f"{RATE_LIMITED} (HTTP {status}, X-RateLimit-Limit: {limit or 'not given'})"
+    if status == 429 or (remaining is not None and remaining.strip() == "0"):
+        limit = _header(headers, "X-RateLimit-Limit")
+        return f"{RATE_LIMITED} (HTTP {status}, X-RateLimit-Limit: {limit or 'not given'})"
+    if path is not None and remaining is None and (limit := _WATCH.spent(path, now)) is not None:
+        return (f"{RATE_LIMITED} (HTTP {status}, X-RateLimit-Limit: {limit}) without headers, "
+                f"after the path's last allowed answer said X-RateLimit-Remaining: 0")
+    return None
 
 
 def _slug_text(stem: str, counter: int, rule: FieldRule) -> str:

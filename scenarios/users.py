@@ -133,6 +133,7 @@ class AgenticBaseUser(FastHttpUser):
         ) as resp:
             code = resp.status_code
             if code == 200:
+                rate_limit_refusal(code, resp.headers, routes.login)  # note the budget left
                 try:
                     token = token_from(resp.json(), routes)
                 except (ValueError, TypeError):
@@ -143,7 +144,7 @@ class AgenticBaseUser(FastHttpUser):
                     resp.success()
                     return True
                 resp.failure(f"login answered 200 without the '{routes.token_field}' field")
-            elif refusal := rate_limit_refusal(code, resp.headers):
+            elif refusal := rate_limit_refusal(code, resp.headers, routes.login):
                 resp.failure(refusal)
             elif code:
                 resp.failure(f"login refused: HTTP {code}")
@@ -186,12 +187,19 @@ class AgenticBaseUser(FastHttpUser):
                     resp.failure("HTTP 401, and logging in again failed")
                 return None
         with resp:
-            return self._judge(resp, expect, list_key, breach_on, path_name=name)
+            return self._judge(resp, expect, list_key, breach_on, path_name=name, path=path)
 
     def _judge(
-        self, resp: Any, expect: Sequence[int], list_key: str | None, breach_on: Sequence[int], path_name: str
+        self,
+        resp: Any,
+        expect: Sequence[int],
+        list_key: str | None,
+        breach_on: Sequence[int],
+        path_name: str,
+        path: str | None = None,
     ) -> Any:
         code = resp.status_code
+        refusal = rate_limit_refusal(code, getattr(resp, "headers", None), path)
         if code in breach_on:
             resp.failure(f"{ISOLATION_BREACH}: {path_name} answered {code} for another tenant's object")
             return None
@@ -209,7 +217,7 @@ class AgenticBaseUser(FastHttpUser):
                 return None
             resp.success()
             return doc
-        if refusal := rate_limit_refusal(code, getattr(resp, "headers", None)):
+        if refusal:
             resp.failure(refusal)
         elif code == 401:
             resp.failure("HTTP 401 right after a fresh login")
@@ -343,7 +351,7 @@ class TenantIsolationProbe(AgenticBaseUser):
             if resp.status_code == 401 and self.lease is not None:
                 resp.success()  # token expired: log in again, the next probe counts
                 self.login(relogin=True)
-            elif refusal := rate_limit_refusal(resp.status_code, resp.headers):
+            elif refusal := rate_limit_refusal(resp.status_code, resp.headers, path):
                 resp.failure(refusal)
             elif resp.status_code:
                 resp.failure(f"HTTP {resp.status_code}")
