@@ -14,7 +14,9 @@ middleware and answers 500; the contract says with its headers, the real code's
 Starlette drops them).  So the process also remembers, per raw path (v1 counts per
 client IP and path), the last ``X-RateLimit-Remaining`` and ``-Reset`` an allowed answer
 carried: a bare refusal of a path whose budget was 0, before its window reset, is the
-limiter too.  A success with ``Remaining: 0`` is the last allowed request, not a refusal.
+limiter too (answers of concurrent users arrive out of order, so "0" means a budget of at
+most ``NEARLY_SPENT`` left).  A success with ``Remaining: 0`` is the last allowed request,
+not a refusal.
 """
 
 from __future__ import annotations
@@ -90,18 +92,22 @@ def _int(text: str | None) -> int | None:
         return None
 
 
+NEARLY_SPENT = 3
+"""A budget this small counts as spent (allowed answers arrive out of order with the refusals)."""
+
+
 class LimitWatch:
     """The last rate-limit budget each raw path announced, in this process (bounded)."""
 
     def __init__(self, cap: int = 10_000) -> None:
         self._cap = cap
-        self._spent: dict[str, tuple[float, str]] = {}  # path -> (reset epoch, limit) while remaining is 0
+        self._spent: dict[str, tuple[float, str]] = {}  # path -> (reset epoch, limit) while nearly spent
 
     def note(self, path: str, headers: Any, now: float) -> None:
         remaining = _int(_header(headers, "X-RateLimit-Remaining"))
         if remaining is None:
             return
-        if remaining > 0:
+        if remaining > NEARLY_SPENT:
             self._spent.pop(path, None)
             return
         reset = _int(_header(headers, "X-RateLimit-Reset")) or 0
@@ -140,7 +146,7 @@ def rate_limit_refusal(status: int, headers: Any, path: str | None = None) -> st
         return f"{RATE_LIMITED} (HTTP {status}, X-RateLimit-Limit: {limit or 'not given'})"
     if path is not None and remaining is None and (limit := _WATCH.spent(path, now)) is not None:
         return (f"{RATE_LIMITED} (HTTP {status}, X-RateLimit-Limit: {limit}) without headers, "
-                f"after the path's last allowed answer said X-RateLimit-Remaining: 0")
+                f"after the path's allowed answers counted X-RateLimit-Remaining down to 0")
     return None
 
 

@@ -24,8 +24,8 @@ from scenario_support import (
     audit_watermark,
     locust_env,
     logins_since,
-    simulated_logins,
     run_locust,
+    simulated_logins,
     table_counts,
 )
 
