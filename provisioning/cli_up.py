@@ -39,7 +39,7 @@ from .progress import ProgressEvent
 from .runs import RunList, RunStatusReport, list_runs, run_status, run_summary
 from .scales import parse_skew
 from .up import UpResult, UpSettings, provision_up
-from .upplan import UpPlan, plan_up
+from .upplan import PlannedTable, UpPlan, plan_up
 
 __all__ = ["credentials", "runs", "status", "up"]
 
@@ -174,10 +174,31 @@ def _print_plan(plan: UpPlan) -> None:
         f"about {plan.hash_seconds:.1f} s",
         markup=False,
     )
-    for f in plan.filled_columns:
-        out_console.print(
-            f"would fill NOT NULL column {f.table}.{f.column} ({f.type}) with {f.value}", markup=False
-        )
+    for t in plan.tables:
+        _print_table_binding(t)
+    if plan.schema_checked and not plan.problems:
+        out_console.print("no problems: provision up would run as planned", markup=False)
+    if plan.problems:
+        out_console.print(f"{len(plan.problems)} problem(s); provision up would stop (exit {plan.exit_code}):",
+                          markup=False)
+        for k, p in enumerate(plan.problems, start=1):
+            out_console.print(f"  {k}. {p.message}", markup=False)
+
+
+def _print_table_binding(t: PlannedTable) -> None:
+    """Per table: the columns written and from which concept, those pinned or filled, the concepts skipped."""
+    if not t.flavour:
+        return
+    out_console.print(f"{t.name}: {t.flavour} values ({t.flavour_reason})", markup=False)
+    for w in t.written:
+        if w["source"] == "concept":
+            via = "" if w["spelling"] == w["column"] else f" as {w['spelling']}"
+            out_console.print(f"  write  {w['column']:<24} ← {w['concept']}{via}", markup=False)
+        else:
+            out_console.print(f"  {w['source']:<6} {w['column']:<24} ({w['note']})", markup=False)
+    for k in t.skipped:
+        out_console.print(f"  skip   {k['concept']:<24} (looked for {k['looked_for']}; {k['reason']})",
+                          markup=False)
 
 
 def _skew(skew: str | None, uniform: bool) -> float | None:
@@ -258,14 +279,17 @@ def up(
             return await provision_up(settings, renderer)
 
     outcome = run_async(go())
-    if quiet:
-        return
-    if as_json:
-        _json(outcome.as_dict())
-    elif isinstance(outcome, UpPlan):
-        _print_plan(outcome)
-    else:
-        _print_result(outcome)
+    if not quiet:
+        if as_json:
+            _json(outcome.as_dict())
+        elif isinstance(outcome, UpPlan):
+            _print_plan(outcome)
+        else:
+            _print_result(outcome)
+    if isinstance(outcome, UpPlan) and outcome.exit_code:
+        if quiet or as_json:
+            err_console.print(f"error: {outcome.problems[0].message}", markup=False)
+        raise typer.Exit(outcome.exit_code)
 
 
 def _print_runs(listing: RunList) -> None:

@@ -24,6 +24,8 @@ from .fingerprint import CHUNK_ROWS, FingerprintAccumulator, chunk_digest
 from .passwords import DEFAULT_PASSWORD_COUNT
 from .pools import build_pools
 from .rows import (
+    EXTRA_FIELDS,
+    FIELDS,
     OPTIONAL_COLUMNS,
     TABLE_COLUMNS,
     TABLES,
@@ -40,9 +42,12 @@ from .rows import (
     table_key,
 )
 from .scales import MAX_SKEW, ScaleCounts, allocate, tenant_weights
+from .v1values import v1_catalogue
 
 __all__ = [
     "ESTIMATED_ROW_BYTES",
+    "EXTRA_FIELDS",
+    "FIELDS",
     "OPTIONAL_COLUMNS",
     "TABLES",
     "TABLE_COLUMNS",
@@ -273,9 +278,14 @@ class TableStream:
 
 
 class Dataset:
-    """One run's data, laid out by tenant; rows are generated only when streamed."""
+    """One run's data, laid out by tenant; rows are generated only when streamed.
 
-    def __init__(self, spec: GenerationSpec, password_hashes: Sequence[str]) -> None:
+    ``extended`` names the tables whose rows also carry ``EXTRA_FIELDS`` (the binding of the
+    live schema decides); ``role_field`` is the users field whose role the credentials show.
+    """
+
+    def __init__(self, spec: GenerationSpec, password_hashes: Sequence[str], *,
+                 extended: frozenset[str] = frozenset(), role_field: str = "role") -> None:
         if len(password_hashes) != spec.password_slots:
             raise ValueError(f"expected {spec.password_slots} password hashes, got {len(password_hashes)}")
         self.spec = spec
@@ -300,15 +310,21 @@ class Dataset:
             password_hashes=tuple(password_hashes),
             inactive_threshold=round(spec.inactive_user_share * (1 << 20)),
             deleted_threshold=round(spec.deleted_agent_share * (1 << 20)),
+            extended=frozenset(extended),
+            v1=v1_catalogue(seed, self.pools) if extended else None,
         )
+        self._role_at = (FIELDS if "users" in extended else TABLE_COLUMNS)["users"].index(role_field)
         header = {
             "counts": counts, "skew": spec.skew, "password_slots": spec.password_slots,
             "inactive_user_share": spec.inactive_user_share, "deleted_agent_share": spec.deleted_agent_share,
             "columns": {t: list(c) for t, c in TABLE_COLUMNS.items()},
         }
+        if extended:  # the guide's header (and fingerprint) stays as it always was
+            header["extended"] = {t: list(EXTRA_FIELDS[t]) for t in TABLES if t in extended}
         self.fingerprint_state = FingerprintAccumulator(header, self.pools.digest, counts)
         self.streams: list[TableStream] = [
-            TableStream(table, TABLE_COLUMNS[table], counts[table], self) for table in TABLES
+            TableStream(table, (FIELDS if table in extended else TABLE_COLUMNS)[table], counts[table], self)
+            for table in TABLES
         ]
 
     def stream(self, table: str) -> TableStream:
@@ -347,7 +363,7 @@ class Dataset:
             canon: list[int] = []
             rows = build_rows(self.context, "users", lo, min(lo + CHUNK_ROWS, total), acc, canon)
             for k, row in enumerate(rows):
-                yield UserInfo(lo + k, row[2], canon[k * width + 3], canon[k * width], row[6], row[7])
+                yield UserInfo(lo + k, row[2], canon[k * width + 3], canon[k * width], row[self._role_at], row[7])
 
     def tenant_slug(self, tenant_index: int) -> str:
         return self.context.tenant_slug(tenant_index)

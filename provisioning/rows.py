@@ -25,12 +25,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
+from .concepts import VOCABULARIES
 from .pools import EMAIL_DOMAIN, EMBEDDING_MODELS, MAX_TOKENS_CHOICES, MODEL_CATALOGUE, Pools
 from .scales import allocate
+from .v1values import COLLECTION_EMBEDDINGS, PLAN_LIMITS, V1Catalogue
 
 __all__ = [
     "ANCHOR",
     "EPOCH",
+    "EXTRA_FIELDS",
+    "FIELDS",
     "OPTIONAL_COLUMNS",
     "TABLES",
     "TABLE_COLUMNS",
@@ -68,6 +72,26 @@ TABLE_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "mcp_servers": ("id", "tenant_id", "name", "slug", "transport", "url", "command", "args", "config",
                     "status", "created_at"),
 }
+#: Fields the builders append when a table is *extended* (its live table wants values the guide's
+#: columns do not carry: the v1 dialect's, or any schema that has such columns).
+EXTRA_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "tenants": ("plan_type", "email", "contact_name", "max_agents", "max_requests_per_day",
+                "max_tokens_per_month", "settings_v1", "extra_metadata", "updated_at"),
+    "users": ("first_name", "last_name", "role_v1", "email_verified", "updated_at"),
+    "agents": ("status_v1", "capabilities", "tools", "timeout_seconds", "max_iterations", "memory_enabled",
+               "version", "tags", "config", "extra_metadata"),
+    "workflows": ("steps", "triggers", "version", "timeout_seconds", "max_retries", "retry_strategy", "status_v1",
+                  "tags", "category", "extra_metadata", "execution_count", "success_count", "failure_count",
+                  "updated_at"),
+    "collections": ("embedding_model_v1", "embedding_dimensions", "chunk_size", "chunk_overlap", "visibility",
+                    "document_count", "chunk_count", "config", "extra_metadata", "updated_at"),
+    "mcp_servers": ("server_type", "config_v1", "description", "status_v1", "version", "category", "author",
+                    "tools", "resources", "prompts", "env_vars", "health_status", "visibility",
+                    "total_executions", "successful_executions", "failed_executions", "extra_metadata",
+                    "updated_at"),
+}
+#: Every field a builder can make, in tuple order: the guide's columns, then the extra fields.
+FIELDS: Mapping[str, tuple[str, ...]] = {t: (*TABLE_COLUMNS[t], *EXTRA_FIELDS[t]) for t in TABLE_COLUMNS}
 #: Columns the live schema may lack (the contract does not name them, or only assumes them);
 #: the orchestrator drops these when missing instead of failing.
 OPTIONAL_COLUMNS: Mapping[str, frozenset[str]] = {
@@ -147,7 +171,28 @@ _EMBEDDINGS = tuple(EMBEDDING_MODELS[k][0] for k in _weighted_table([w for _, w 
 _TEMPERATURES = tuple(x / 100 for x in (70,) * 80 + (
     0, 0, 5, 10, 15, 20, 20, 20, 25, 30, 30, 30, 35, 40, 45, 50, 50, 50, 50, 55, 60, 60, 65, 75,
     80, 80, 80, 85, 90, 90, 95, 100, 100, 30, 50, 20, 0, 100, 60, 40, 30, 50, 20, 80, 90, 10, 70, 70))
-_ROLES = ("admin", "member", "viewer")
+_ROLES = VOCABULARIES[("users", "role")]
+_ROLES_V1 = VOCABULARIES[("users", "role_v1")]
+_PLANS_V1 = tuple(p for p, n in zip(VOCABULARIES[("tenants", "plan_type")], (6, 5, 3, 2), strict=True)
+                  for _ in range(n))
+_EMBEDDINGS_V1 = tuple(COLLECTION_EMBEDDINGS[k][:2]
+                       for k in _weighted_table([w for *_, w in COLLECTION_EMBEDDINGS], 64))
+_AGENT_TIMEOUTS = (60, 120, 300, 300, 300, 600, 900, 1800)
+_AGENT_ITERATIONS = (5, 10, 10, 10, 15, 20, 25, 50)
+_WF_TIMEOUTS = (300, 600, 900, 1800, 3600, 3600, 3600, 7200)
+_WF_RETRIES = (0, 1, 2, 3, 3, 3, 5, 10)
+_WF_STRATEGIES = ("exponential",) * 5 + ("linear", "linear", "none")
+_WF_STATUS = ("draft", "draft", "archived") + ("active",) * 13
+_CHUNK_SIZES = (256, 512, 512, 512, 800, 1000, 1024, 2048)
+_CHUNK_OVERLAP_PERCENT = (0, 10, 10, 12, 15, 20, 20, 25)
+_VISIBILITY = ("private",) * 11 + ("shared",) * 3 + ("public",) * 2
+_COLLECTION_CONFIGS = tuple(
+    json.dumps({"distance_metric": "cosine", "top_k": k, "similarity_threshold": s}, separators=(",", ":"))
+    for k in (3, 5, 8, 10) for s in (0.5, 0.6, 0.7, 0.75)
+)
+_MCP_STATUS = ("inactive",) * 6 + ("ready",) * 4 + ("running",) * 4 + ("unhealthy", "stopped")
+_MCP_HEALTH = {"ready": "healthy", "running": "healthy", "unhealthy": "unhealthy"}
+_TENANT_METADATA = '{"provisioned_by":"agentic-loadkit"}'
 _PLANS = ("starter", "team", "business", "enterprise")
 _REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-2")
 
@@ -164,6 +209,8 @@ class RowContext:
     password_hashes: Sequence[str]
     inactive_threshold: int  # share of inactive users, in units of 2**-20
     deleted_threshold: int  # share of soft-deleted agents, in units of 2**-20
+    extended: frozenset[str] = frozenset()  # tables whose rows carry EXTRA_FIELDS too
+    v1: V1Catalogue | None = None  # set when any table is extended
 
     def tenant_pick(self, t: int) -> int:
         """Which company names tenant ``t`` (a permutation: distinct for the first 256 tenants)."""
@@ -225,8 +272,21 @@ def segments(offsets: Sequence[int], lo: int, hi: int) -> Iterator[tuple[int, in
         t += 1
 
 
+def _tenant_extras(ctx: RowContext, t: int, h: int, region: int, created: datetime) -> tuple:
+    pools = ctx.pools
+    plan = _PLANS_V1[(h >> 10) & 15]
+    f, l_ = (h >> 14) & 255, (h >> 22) & 255
+    settings = json.dumps({"region": _REGIONS[region], "timezone": "UTC",
+                           "features": {"rag": bool(h >> 8 & 1) or plan in ("pro", "enterprise"),
+                                        "mcp": bool(h >> 9 & 1) or plan == "enterprise"}}, separators=(",", ":"))
+    email = f"{pools.first_ascii[f]}.{pools.last_ascii[l_]}@{ctx.namespace}.{ctx.tenant_host(t)}.{EMAIL_DOMAIN}"
+    return (plan, email, f"{pools.first_names[f]} {pools.last_names[l_]}", *PLAN_LIMITS[plan], settings,
+            _TENANT_METADATA, created)
+
+
 def _tenants(ctx: RowContext, lo: int, hi: int, acc: IdAccess, canon: list[int]) -> list[tuple]:
     key, times = table_key(ctx.seed, "tenants"), time_table()
+    ext = "tenants" in ctx.extended
     rows = []
     for t, tid in zip(range(lo, hi), acc.block("tenants", lo, hi), strict=True):
         h = row_hash(key, t)
@@ -236,7 +296,10 @@ def _tenants(ctx: RowContext, lo: int, hi: int, acc: IdAccess, canon: list[int])
             "features": {"rag": bool(h >> 8 & 1) or plan >= 2, "mcp": bool(h >> 9 & 1) or plan == 3},
         }, separators=(",", ":"))
         slot = ctx.tenant_slots[t]
-        rows.append((tid, ctx.tenant_name(t), ctx.tenant_slug(t), settings, "active", times[slot]))
+        row: tuple = (tid, ctx.tenant_name(t), ctx.tenant_slug(t), settings, "active", times[slot])
+        if ext:
+            row += _tenant_extras(ctx, t, h, region, times[slot])
+        rows.append(row)
         canon.extend((t, ctx.tenant_pick(t), h & 1023, slot))
     return rows
 
@@ -248,6 +311,7 @@ def _users(ctx: RowContext, lo: int, hi: int, acc: IdAccess, canon: list[int]) -
     threshold, ns = ctx.inactive_threshold, ctx.namespace
     key, times = table_key(ctx.seed, "users"), time_table()
     offsets = ctx.offsets["users"]
+    ext = "users" in ctx.extended
     rows: list[tuple] = []
     append, extend = rows.append, canon.extend
     for t, a, b in segments(offsets, lo, hi):
@@ -270,8 +334,11 @@ def _users(ctx: RowContext, lo: int, hi: int, acc: IdAccess, canon: list[int]) -
                 active = ((h >> 40) & 0xFFFFF) >= threshold
             created = ts + ((second_hash(h) >> 48) * room >> 16)
             local = f"{fa[f]}.{la[l_]}.{i}"
-            append((uid, tid, local + domain, f"{local}.{ns}", hashes[slot], f"{firsts[f]} {lasts[l_]}",
-                    _ROLES[role], active, "active" if active else "inactive", times[created]))
+            row: tuple = (uid, tid, local + domain, f"{local}.{ns}", hashes[slot], f"{firsts[f]} {lasts[l_]}",
+                   _ROLES[role], active, "active" if active else "inactive", times[created])
+            if ext:
+                row += (firsts[f], lasts[l_], _ROLES_V1[role], active and (h >> 60) != 0, times[created])
+            append(row)
             extend((t, f, l_, slot, role, active, created))
     return rows
 
@@ -284,6 +351,7 @@ def _agents(ctx: RowContext, lo: int, hi: int, acc: IdAccess, canon: list[int]) 
     threshold = ctx.deleted_threshold
     key, times = table_key(ctx.seed, "agents"), time_table()
     offsets, user_offsets = ctx.offsets["agents"], ctx.offsets["users"]
+    extras = _agent_extras(ctx) if "agents" in ctx.extended else None
     rows: list[tuple] = []
     append, extend = rows.append, canon.extend
     for t, a, b in segments(offsets, lo, hi):
@@ -309,16 +377,40 @@ def _agents(ctx: RowContext, lo: int, hi: int, acc: IdAccess, canon: list[int]) 
             provider, model = models[m]
             if (h2 & 0xFFFFF) < threshold:
                 deleted = updated + 1 + ((h >> 52) & 0x3FF)
-                append((aid, tid, creators[c], name, f"{slugs[n]}-{i - number_base}", descs[d],
-                        f"You are {name}{intro}{bodies[p]}", provider, model, temps[tp], max_tokens[mt],
-                        "deleted", times[created], times[updated], times[deleted]))
+                row: tuple = (aid, tid, creators[c], name, f"{slugs[n]}-{i - number_base}", descs[d],
+                       f"You are {name}{intro}{bodies[p]}", provider, model, temps[tp], max_tokens[mt],
+                       "deleted", times[created], times[updated], times[deleted])
             else:
                 deleted = -1
-                append((aid, tid, creators[c], name, f"{slugs[n]}-{i - number_base}", descs[d],
-                        f"You are {name}{intro}{bodies[p]}", provider, model, temps[tp], max_tokens[mt],
-                        "active", times[created], times[updated], None))
+                row = (aid, tid, creators[c], name, f"{slugs[n]}-{i - number_base}", descs[d],
+                       f"You are {name}{intro}{bodies[p]}", provider, model, temps[tp], max_tokens[mt],
+                       "active", times[created], times[updated], None)
+            append(row if extras is None else row + extras(h2, deleted >= 0))
             extend((t, u0 + c, n, d, p, m, tp, mt, created, updated, deleted))
     return rows
+
+
+def _agent_extras(ctx: RowContext) -> Callable[[int, bool], tuple]:
+    """The v1 fields of an agent, from a third draw of its row (``h2`` is its second)."""
+    cat = ctx.v1
+    assert cat is not None
+    caps, tools, tags, configs, meta, versions = (cat.capabilities, cat.agent_tools, cat.tags, cat.agent_configs,
+                                                  cat.metadata, cat.versions)
+
+    def extras(h2: int, deleted: bool) -> tuple:
+        z = ((h2 ^ (h2 >> 31)) * _C2) & _M
+        h3 = z ^ (z >> 29)
+        status = "archived" if deleted else ("inactive" if (h3 & 31) < 3 else "active")
+        return (status, caps[(h3 >> 5) & 63], tools[(h3 >> 11) & 63], _AGENT_TIMEOUTS[(h3 >> 17) & 7],
+                _AGENT_ITERATIONS[(h3 >> 20) & 7], ((h3 >> 23) & 3) != 0, versions[(h3 >> 25) & 7],
+                tags[(h3 >> 28) & 63], configs[(h3 >> 34) & 63], meta[(h3 >> 40) & 63])
+
+    return extras
+
+
+def _quoted(q: object) -> str:
+    return f'"{q}"' if type(q) is str and q.isascii() and q.isprintable() and '"' not in q and "\\" not in q \
+        else _json_id(q)
 
 
 def _json_id(value: object) -> str:
@@ -346,6 +438,7 @@ def _workflows(ctx: RowContext, lo: int, hi: int, acc: IdAccess, canon: list[int
     agent_key, threshold = table_key(ctx.seed, "agents"), ctx.deleted_threshold
     offsets, user_offsets = ctx.offsets["workflows"], ctx.offsets["users"]
     agent_offsets = ctx.offsets["agents"]
+    steps_for = _workflow_steps(ctx, acc) if "workflows" in ctx.extended else None
     rows = []
     for t, a, b in segments(offsets, lo, hi):
         tid, number_base = acc.fns["tenants"](t), offsets[t] - 1
@@ -386,10 +479,58 @@ def _workflows(ctx: RowContext, lo: int, hi: int, acc: IdAccess, canon: list[int
                 definition = shape.template % tuple(quoted)
             else:
                 definition, refs = shape.agentless, []
-            rows.append((wid, tid, creators[c], names[n], f"{slugs[n]}-{i - number_base}", descs[d],
-                         definition, "active", times[created]))
+            row: tuple = (wid, tid, creators[c], names[n], f"{slugs[n]}-{i - number_base}", descs[d],
+                   definition, "active", times[created])
+            if steps_for is not None:
+                row += steps_for(t, h, s, quoted if na and shape.agent_slots else None, times[created])
+            rows.append(row)
             canon.extend((t, u0 + c, n, d, s, created, len(refs), *refs))
     return rows
+
+
+def _workflow_steps(ctx: RowContext, acc: IdAccess) -> Callable[[int, int, int, list[str] | None, datetime], tuple]:
+    """The v1 fields of a workflow: its ``steps`` list (the DAG's agents, plus same-tenant MCP servers and
+    one of each server's own tools) and the rest, from a separate draw of the row."""
+    cat = ctx.v1
+    assert cat is not None
+    server_offsets, mcp_key, mcp = ctx.offsets["mcp_servers"], table_key(ctx.seed, "mcp_servers"), cat.mcp
+    templates, triggers, tags, meta, versions = cat.steps, cat.triggers, cat.tags, cat.metadata, cat.versions
+    categories = cat.categories
+
+    def extras(t: int, h: int, shape: int, agents: list[str] | None, created: datetime) -> tuple:
+        s0, ns = server_offsets[t], server_offsets[t + 1] - server_offsets[t]
+        template = templates[shape][(0 if agents is not None else 2) + (0 if ns else 1)]
+        if template.slots:
+            fill: list[str] = []
+            next_agent = iter(agents or ())
+            servers = acc.tenant_block("mcp_servers", t) if ns else ()
+            z = h ^ 0x5BD1E995
+            for kind in template.slots:
+                if kind == "a":
+                    q = next(next_agent)
+                    fill.append(q if q[0] == '"' else f'"{q}"')  # the step model's agent_id is a string
+                    continue
+                z = mix64(z)
+                local = (z * ns) >> 64
+                tools = mcp[row_hash(mcp_key, s0 + local) & 255].tool_names
+                sid = _quoted(servers[local])
+                fill.append(sid if sid[0] == '"' else f'"{sid}"')
+                fill.append(f'"{tools[(z >> 8) % len(tools)]}"')
+            steps = template.text % tuple(fill)
+        else:
+            steps = template.text % ()
+        h3 = mix64(h ^ 0x2545F4914F6CDD1D)
+        status = _WF_STATUS[h3 & 15]
+        if status == "draft":
+            runs = failures = 0
+        else:
+            runs = (h3 >> 4) % 2000
+            failures = runs * ((h3 >> 16) & 15) // 100
+        return (steps, triggers[(h3 >> 29) & 63], versions[(h3 >> 35) & 7], _WF_TIMEOUTS[(h3 >> 20) & 7],
+                _WF_RETRIES[(h3 >> 23) & 7], _WF_STRATEGIES[(h3 >> 26) & 7], status, tags[(h3 >> 38) & 63],
+                categories[(h3 >> 44) & 7], meta[(h3 >> 47) & 63], runs, runs - failures, failures, created)
+
+    return extras
 
 
 def _collections(ctx: RowContext, lo: int, hi: int, acc: IdAccess, canon: list[int]) -> list[tuple]:
@@ -397,6 +538,8 @@ def _collections(ctx: RowContext, lo: int, hi: int, acc: IdAccess, canon: list[i
     names, slugs, descs = pools.collection_names, pools.collection_slugs, pools.collection_descriptions
     key, times = table_key(ctx.seed, "collections"), time_table()
     offsets = ctx.offsets["collections"]
+    ext = "collections" in ctx.extended
+    meta = ctx.v1.metadata if ctx.v1 is not None else ()
     rows = []
     for t, a, b in segments(offsets, lo, hi):
         tid, number_base = acc.fns["tenants"](t), offsets[t] - 1
@@ -406,8 +549,16 @@ def _collections(ctx: RowContext, lo: int, hi: int, acc: IdAccess, canon: list[i
             h = row_hash(key, i)
             n, d, e = h & 511, (h >> 9) & 511, (h >> 18) & 63
             created = ts + ((h >> 48) * room >> 16)
-            rows.append((cid, tid, names[n], f"{slugs[n]}-{i - number_base}", descs[d], _EMBEDDINGS[e],
-                         "active", times[created]))
+            row: tuple = (cid, tid, names[n], f"{slugs[n]}-{i - number_base}", descs[d], _EMBEDDINGS[e],
+                   "active", times[created])
+            if ext:
+                h2 = second_hash(h)
+                model, dims = _EMBEDDINGS_V1[h2 & 63]
+                size = _CHUNK_SIZES[(h2 >> 6) & 7]
+                row += (model, dims, size, size * _CHUNK_OVERLAP_PERCENT[(h2 >> 9) & 7] // 100,
+                        _VISIBILITY[(h2 >> 12) & 15], 0, 0, _COLLECTION_CONFIGS[(h2 >> 16) & 15],
+                        meta[(h2 >> 20) & 63], times[created])
+            rows.append(row)
             canon.extend((t, n, d, e, created))
     return rows
 
@@ -416,6 +567,8 @@ def _mcp_servers(ctx: RowContext, lo: int, hi: int, acc: IdAccess, canon: list[i
     entries = ctx.pools.mcp_entries
     key, times = table_key(ctx.seed, "mcp_servers"), time_table()
     offsets = ctx.offsets["mcp_servers"]
+    ext = "mcp_servers" in ctx.extended
+    cat = ctx.v1
     rows = []
     for t, a, b in segments(offsets, lo, hi):
         tid, number_base = acc.fns["tenants"](t), offsets[t] - 1
@@ -431,10 +584,29 @@ def _mcp_servers(ctx: RowContext, lo: int, hi: int, acc: IdAccess, canon: list[i
                 url = None
             else:
                 url = e.fixed_url or f"{e.url_scheme_service}.{host}.{EMAIL_DOMAIN}{e.url_path}"
-            rows.append((mid, tid, name, name, e.transport, url, e.command, e.args_json, e.config_json,
-                         "active", times[created]))
+            row: tuple = (mid, tid, name, name, e.transport, url, e.command, e.args_json, e.config_json,
+                   "active", times[created])
+            if ext:
+                assert cat is not None
+                row += _mcp_extras(cat, h, host, times[created])
+            rows.append(row)
             canon.extend((t, h & 255, created))
     return rows
+
+
+def _mcp_extras(cat: V1Catalogue, h: int, host: str, created: datetime) -> tuple:
+    v = cat.mcp[h & 255]
+    if v.server_type == "stdio":
+        config = v.config_json
+    else:
+        config = f'{{"url":"{v.fixed_url or f"{v.url_scheme}.{host}{v.url_suffix}"}"{v.config_json}'
+    h2 = second_hash(h)
+    status = _MCP_STATUS[h2 & 15]
+    total = 0 if status == "inactive" else (h2 >> 4) % 5000
+    failed = total * ((h2 >> 17) & 7) // 100
+    return (v.server_type, config, v.description, status, cat.versions[(h2 >> 24) & 7], v.category, v.author,
+            v.tools_json, "[]", "[]", v.env_json, _MCP_HEALTH.get(status), _VISIBILITY[(h2 >> 20) & 15],
+            total, total - failed, failed, cat.metadata[(h2 >> 27) & 63], created)
 
 
 _BUILDERS: Mapping[str, Callable[[RowContext, int, int, IdAccess, list[int]], list[tuple]]] = {
@@ -448,5 +620,6 @@ _BUILDERS: Mapping[str, Callable[[RowContext, int, int, IdAccess, list[int]], li
 
 
 def build_rows(ctx: RowContext, table: str, lo: int, hi: int, acc: IdAccess, canon: list[int]) -> list[tuple]:
-    """Rows ``[lo, hi)`` of ``table`` in ``TABLE_COLUMNS[table]`` order; canonical ints go to ``canon``."""
+    """Rows ``[lo, hi)`` of ``table`` in ``TABLE_COLUMNS[table]`` order, followed by ``EXTRA_FIELDS[table]``
+    when the table is extended; canonical ints go to ``canon``."""
     return _BUILDERS[table](ctx, lo, hi, acc, canon)

@@ -19,7 +19,6 @@ from .credentials import MANIFEST_FORMAT, CredentialRow, run_dir, write_credenti
 from .dataset import Dataset, IdSpace
 from .passwords import PasswordSet
 from .reflect import TablePlan
-from .schema_map import SchemaMap
 
 __all__ = [
     "MANIFEST_LIMITS",
@@ -135,9 +134,10 @@ def build_pool_files(
     return PoolFiles(run_id, state_dir, run_dir(state_dir, run_id), path, len(rows), manifest)
 
 
-def unique_password_hook(plan: TablePlan, schema_map: SchemaMap, hashes: Sequence[str]) -> Any:
+def unique_password_hook(plan: TablePlan, hashes: Sequence[str]) -> Any:
     """For ``--unique-passwords``: a per-piece transform giving user ``i`` hash ``i``."""
-    pos = plan.position(schema_map.column_name("users", "hashed_password"))
+    column = plan.concept_column("password_hash")
+    pos = plan.position(column) if column else None
 
     def for_piece(piece: Any) -> RowTransform | None:
         if pos is None:

@@ -18,6 +18,12 @@ column the toolkit does not know must hold a fixed value.  Rather than code chan
     [tables.users.values]        # keys are column names as they are in the database
     status = "active"
 
+    [tables.agents]
+    skip = ["system_prompt"]     # a column the toolkit knows, left to the database's default
+
+    [tables.users.vocab]         # values the toolkit writes, renamed (column names as in the database)
+    role = { member = "user" }
+
 Every name is validated as a plain SQL identifier here and, wherever it reaches SQL,
 quoted by SQLAlchemy's identifier preparer (``quote_identifier``): never pasted raw.
 """
@@ -82,11 +88,13 @@ def qualified_name(schema: str, name: str) -> str:
 
 @dataclass(frozen=True)
 class TableMap:
-    """One contract table's live name, its column renames and its pinned column values."""
+    """One contract table's live name, column renames, pinned values, skipped columns and value renames."""
 
     name: str
     columns: Mapping[str, str] = field(default_factory=dict)
     values: Mapping[str, Any] = field(default_factory=dict)
+    skip: tuple[str, ...] = ()
+    vocab: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def column(self, contract_column: str) -> str:
         return self.columns.get(contract_column, contract_column)
@@ -119,6 +127,8 @@ class SchemaMap:
                     "name": m.name,
                     "columns": dict(m.columns),
                     "values": {k: _jsonable(v) for k, v in m.values.items()},
+                    "skip": list(m.skip),
+                    "vocab": {k: dict(v) for k, v in m.vocab.items()},
                 }
                 for t, m in self.tables.items()
             },
@@ -182,7 +192,7 @@ def parse_schema_map(data: Mapping[str, Any], *, source: str = "schema map") -> 
             )
         if not isinstance(spec, Mapping):
             raise InputError(f"The entry tables.{contract} of the {where} must be a table.")
-        _check_keys(spec, {"name", "columns", "values"}, f"entry tables.{contract} of the {where}")
+        _check_keys(spec, {"name", "columns", "values", "skip", "vocab"}, f"entry tables.{contract} of the {where}")
         name = validate_identifier(spec.get("name", contract), f"table name for {contract!r} in the {where}")
         if name in live_names:
             raise InputError(
@@ -195,7 +205,13 @@ def parse_schema_map(data: Mapping[str, Any], *, source: str = "schema map") -> 
             raise InputError(f"The entry tables.{contract}.values of the {where} must be a table.")
         for col in values:
             validate_identifier(col, f"pinned column of {contract!r} in the {where}")
-        tables[contract] = TableMap(name=name, columns=columns, values=dict(values))
+        skip = spec.get("skip", [])
+        if not isinstance(skip, list):
+            raise InputError(f"The entry tables.{contract}.skip of the {where} must be a list of column names.")
+        for col in skip:
+            validate_identifier(col, f"skipped column of {contract!r} in the {where}")
+        vocab = _parse_vocab(spec.get("vocab", {}), contract, where)
+        tables[contract] = TableMap(name=name, columns=columns, values=dict(values), skip=tuple(skip), vocab=vocab)
     return SchemaMap(schema=schema, tenant_column=tenant_column, tables=tables)
 
 
@@ -214,3 +230,20 @@ def _parse_columns(raw: Any, contract: str, where: str) -> dict[str, str]:
         seen[dst] = src
         columns[src] = dst
     return columns
+
+
+def _parse_vocab(raw: Any, contract: str, where: str) -> dict[str, dict[str, str]]:
+    if not isinstance(raw, Mapping):
+        raise InputError(f"The entry tables.{contract}.vocab of the {where} must be a table of value renames.")
+    out: dict[str, dict[str, str]] = {}
+    for col, mapping in raw.items():
+        validate_identifier(col, f"vocabulary column of {contract!r} in the {where}")
+        if not isinstance(mapping, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()
+        ):
+            raise InputError(
+                f"The entry tables.{contract}.vocab.{col} of the {where} must map values to values, "
+                'e.g. { member = "user" }.'
+            )
+        out[col] = dict(mapping)
+    return out

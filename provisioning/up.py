@@ -35,16 +35,17 @@ import asyncpg
 from . import ledger
 from ._version import __version__
 from .analyze import analyze_tables
+from .binding import dataset_options
 from .bulkload import load_run
 from .database import ResolvedDatabase, resolve_database
-from .dataset import OPTIONAL_COLUMNS, TABLE_COLUMNS, Dataset, GenerationSpec, IdSpace, IntegerIds, UuidIds
+from .dataset import Dataset, GenerationSpec, IdSpace, IntegerIds, UuidIds
 from .errors import ProvisioningFailed
 from .fkcheck import FkCheckPlan, plan_fk_checks
 from .passwords import PasswordSet, estimate_hash_seconds
 from .progress import ProgressCallback, ProgressEvent, null_progress
 from .reflect import TablePlan, plan_tables, reflect_tables
 from .runpool import apply_hashes, build_pool_files, pending_hashes, unique_password_hook
-from .schema_map import SchemaMap, quote_identifier
+from .schema_map import quote_identifier
 from .sequences import reserve_id_blocks
 from .statedir import ensure_state_dir
 from .uprun import APPLICATION_NAME, RunState, close_connection, failure, open_connection
@@ -66,9 +67,35 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _status_column(plans: Mapping[str, TablePlan], schema_map: SchemaMap) -> str | None:
-    name = schema_map.column_name("tenants", "status")
-    return name if plans["tenants"].position(name) is not None else None
+def _status_column(plans: Mapping[str, TablePlan]) -> str | None:
+    name = plans["tenants"].concept_column("status")
+    return name if name is not None and plans["tenants"].position(name) is not None else None
+
+
+def _announce_binding(plans: Mapping[str, TablePlan], progress: ProgressCallback) -> None:
+    """Say once what is filled by type and which known concepts the live tables do not have."""
+    for plan in plans.values():
+        for f in plan.filled:
+            progress(
+                ProgressEvent(
+                    "warning",
+                    table=plan.contract,
+                    message=(
+                        f"column {f.table}.{f.column} ({f.type}) is NOT NULL without a default and "
+                        f"unknown to the toolkit; filling it with {f.value}"
+                    ),
+                )
+            )
+        absent = [s.concept for s in plan.skipped]
+        if absent:
+            progress(
+                ProgressEvent(
+                    "info",
+                    table=plan.contract,
+                    name="skipped",
+                    message=f"{plan.schema}.{plan.name} has no column for {', '.join(absent)}; not written",
+                )
+            )
 
 
 async def _restore_tenants(
@@ -123,20 +150,9 @@ async def provision_up(settings: UpSettings, progress: ProgressCallback = null_p
         t = time.perf_counter()
         run.phase("reflect")
         live = await reflect_tables(db.target, prep.schema_map)
-        plans = plan_tables(live, TABLE_COLUMNS, prep.schema_map, optional=OPTIONAL_COLUMNS)
+        plans = plan_tables(live, prep.schema_map)
         run.plans = plans
-        for plan in plans.values():
-            for f in plan.filled:
-                progress(
-                    ProgressEvent(
-                        "warning",
-                        table=plan.contract,
-                        message=(
-                            f"column {f.table}.{f.column} ({f.type}) is NOT NULL without a default and "
-                            f"unknown to the toolkit; filling it with {f.value}"
-                        ),
-                    )
-                )
+        _announce_binding(plans, progress)
         fk_checks = await plan_fk_checks(ctl, plans, settings.foreign_key_checks)
         run.phases["reflect"] = time.perf_counter() - t
         if settings.unique_passwords:
@@ -239,7 +255,8 @@ async def _provision(
         skew=prep.skew,
         password_slots=prep.password_slots,
     )
-    hash_column = prep.schema_map.column_name("users", "hashed_password")
+    hash_column = plans["users"].concept_column("password_hash") or ""
+    options = dataset_options(plans)
     # With parallel streams, users are loaded with placeholders while bcrypt still runs
     # (see runpool.pending_hashes), so hashing overlaps the load instead of preceding it.
     deferred = (
@@ -253,7 +270,7 @@ async def _provision(
     load_progress = progress
     if deferred:
         placeholders = pending_hashes(run.run_id, prep.password_slots)
-        dataset = Dataset(spec, placeholders)
+        dataset = Dataset(spec, placeholders, **options)
         users_in = asyncio.Event()
 
         def load_progress(event: ProgressEvent) -> None:
@@ -271,16 +288,16 @@ async def _provision(
         slot_hashes = (
             passwords.hashes[: prep.password_slots] if unique is None else ("",) * prep.password_slots
         )
-        dataset = Dataset(spec, slot_hashes)
+        dataset = Dataset(spec, slot_hashes, **options)
 
     t = time.perf_counter()
     run.phase("load", streams=settings.streams, foreign_key_checks=fk_checks.mode)
     if not fk_checks.after_load and settings.foreign_key_checks == "auto":
         progress(ProgressEvent("info", message=f"foreign keys are checked per row: {fk_checks.reason}"))
-    status_column = _status_column(plans, prep.schema_map)
+    status_column = _status_column(plans)
     hooks = {}
     if unique is not None:
-        hooks["users"] = unique_password_hook(plans["users"], prep.schema_map, unique.hashes)
+        hooks["users"] = unique_password_hook(plans["users"], unique.hashes)
     outcome = await load_run(
         ctl=ctl,
         open_worker=lambda: open_connection(run.db),

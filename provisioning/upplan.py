@@ -1,5 +1,10 @@
 """``provision up --dry-run``: what a run would write, and roughly how much disk it takes; writes nothing.
 
+Everything at once: per table the columns it would write and from which concept (or
+pinned by the schema map, or filled by type), the concepts it skips, and every problem
+the binding found — collected, not stopped at the first — so one run tells a platform
+engineer all that stands between their schema and a load.
+
 The size estimate comes from average row widths measured on a sample of the rows the
 run would generate (the first few hundred of each table, shaped for the live columns
 when the schema could be read), turned into heap pages the way PostgreSQL lays them
@@ -17,14 +22,15 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .binding import bind_tables, dataset_options
 from .database import connect, resolve_database
-from .dataset import OPTIONAL_COLUMNS, TABLE_COLUMNS, Dataset, GenerationSpec, IdSpace, IntegerIds, UuidIds
-from .errors import DatabaseUnreachable
+from .dataset import TABLE_COLUMNS, Dataset, GenerationSpec, IdSpace, IntegerIds, UuidIds
+from .errors import DatabaseUnreachable, ProvisionError
 from .passwords import estimate_hash_seconds
-from .reflect import FilledColumn, TablePlan, plan_tables, reflect_tables
+from .reflect import FilledColumn, TablePlan, reflect_tables
 from .upsettings import UpSettings, prepare_run
 
-__all__ = ["PlannedTable", "UpPlan", "estimate_heap_bytes", "plan_up", "value_width"]
+__all__ = ["PlanProblem", "PlannedTable", "UpPlan", "estimate_heap_bytes", "plan_up", "value_width"]
 
 PAGE = 8192
 PAGE_USABLE = PAGE - 24
@@ -43,6 +49,20 @@ class PlannedTable:
     rows: int
     heap_bytes: int
     total_bytes: int  # heap + indexes
+    flavour: str = ""  # "guide" | "v1": whose values the shared columns get ("" when not checked)
+    flavour_reason: str = ""
+    written: tuple[dict[str, str], ...] = ()  # column, source, concept, spelling, field, note
+    skipped: tuple[dict[str, str], ...] = ()  # concept, looked_for, reason
+
+
+@dataclass(frozen=True)
+class PlanProblem:
+    """One problem the binding found: its sentence, the exit code ``up`` would give, where."""
+
+    message: str
+    exit_code: int
+    table: str = ""
+    column: str = ""
 
 
 @dataclass(frozen=True)
@@ -61,6 +81,12 @@ class UpPlan:
     note: str = ""
     filled_columns: tuple[FilledColumn, ...] = ()
     dropped_columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    problems: tuple[PlanProblem, ...] = ()
+
+    @property
+    def exit_code(self) -> int:
+        """What ``up`` would exit with: 0 when nothing stands in the way, else the first problem's code."""
+        return self.problems[0].exit_code if self.problems else 0
 
     @property
     def total_rows(self) -> int:
@@ -82,6 +108,7 @@ class UpPlan:
             heap_bytes=self.heap_bytes,
             total_bytes=self.total_bytes,
             hash_seconds=round(self.hash_seconds, 1),
+            exit_code=self.exit_code,
         )
         return d
 
@@ -135,11 +162,30 @@ def _sample(dataset: Dataset, ids: IdSpace, table: str, plan: TablePlan | None) 
 _DEFAULT_INDEXES = {"tenants": 3, "users": 4, "agents": 4, "workflows": 4, "collections": 3, "mcp_servers": 3}
 
 
+def _problem(exc: ProvisionError) -> PlanProblem:
+    return PlanProblem(exc.message, exc.exit_code, str(getattr(exc, "table", "") or ""),
+                       str(getattr(exc, "column", "") or ""))
+
+
+def _provenance(plan: TablePlan | None) -> tuple[tuple[dict[str, str], ...], tuple[dict[str, str], ...]]:
+    if plan is None:
+        return (), ()
+    written = tuple({"column": b.column, "source": b.source, "concept": b.concept, "spelling": b.spelling,
+                     "field": b.field, "note": b.note} for b in plan.bound)
+    skipped = tuple({"concept": s.concept, "looked_for": s.looked_for, "reason": s.reason} for s in plan.skipped)
+    return written, skipped
+
+
 async def plan_up(settings: UpSettings) -> UpPlan:
-    """Validate the inputs, read (never write) the target's schema when reachable, and size the run."""
+    """Validate the inputs, read (never write) the target's schema when reachable, and size the run.
+
+    Schema problems do not raise: they are all in ``UpPlan.problems`` (``exit_code`` says what
+    ``up`` would exit with), beside everything that could be planned.
+    """
     prep = prepare_run(settings)
     embedded = not settings.database_url and not os.environ.get("DATABASE_URL")
     plans: dict[str, TablePlan] | None = None
+    problems: list[ProvisionError] = []
     note = ""
     try:
         db = resolve_database(
@@ -156,9 +202,9 @@ async def plan_up(settings: UpSettings) -> UpPlan:
         target = db.masked
         conn = await connect(db)  # a clear sentence when unreachable
         await conn.close()
-        live = await reflect_tables(db.target, prep.schema_map)
-        plans = plan_tables(live, TABLE_COLUMNS, prep.schema_map, optional=OPTIONAL_COLUMNS)
-    id_kind = plans["tenants"].id_kind if plans else "uuid"
+        live = await reflect_tables(db.target, prep.schema_map, strict=False)
+        plans, problems = bind_tables(live, prep.schema_map)
+    id_kind = plans["tenants"].id_kind if plans and "tenants" in plans else "uuid"
     spec = GenerationSpec(
         seed=prep.seed,
         namespace="rdryrun0",
@@ -166,20 +212,23 @@ async def plan_up(settings: UpSettings) -> UpPlan:
         skew=prep.skew,
         password_slots=prep.password_slots,
     )
-    dataset = Dataset(spec, ["$2b$12$" + "x" * 53] * prep.password_slots)
+    options = dataset_options(plans) if plans and "users" in plans else {}
+    dataset = Dataset(spec, ["$2b$12$" + "x" * 53] * prep.password_slots, **options)
     ids: IdSpace = IntegerIds({t: 1 for t in TABLE_COLUMNS}) if id_kind == "integer" else UuidIds("rdryrun0")
     counts = prep.counts.as_dict()
     key_bytes = 16 if id_kind == "uuid" else 8
     tables = []
     for table in TABLE_COLUMNS:
-        plan = plans[table] if plans else None
+        plan = plans.get(table) if plans else None
         heap = estimate_heap_bytes(_sample(dataset, ids, table, plan), counts[table])
+        written, skipped = _provenance(plan)
         indexes = plan.index_count if plan else _DEFAULT_INDEXES[table]
         smap = prep.schema_map
         name = f"{plan.schema}.{plan.name}" if plan else f"{smap.schema}.{smap.table_name(table)}"
         tables.append(
             PlannedTable(
-                table, name, counts[table], heap, heap + _index_bytes(counts[table], indexes, key_bytes + 8)
+                table, name, counts[table], heap, heap + _index_bytes(counts[table], indexes, key_bytes + 8),
+                plan.flavour if plan else "", plan.flavour_reason if plan else "", written, skipped,
             )
         )
     return UpPlan(
@@ -197,4 +246,5 @@ async def plan_up(settings: UpSettings) -> UpPlan:
         note=note,
         filled_columns=tuple(f for p in (plans or {}).values() for f in p.filled),
         dropped_columns={t: p.dropped for t, p in (plans or {}).items() if p.dropped},
+        problems=tuple(_problem(p) for p in problems),
     )

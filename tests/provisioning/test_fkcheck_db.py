@@ -15,7 +15,6 @@ from typing import Any
 import asyncpg
 import pytest
 from agentic_loadkit.provisioning.analyze import analyze_statement
-from agentic_loadkit.provisioning.dataset import OPTIONAL_COLUMNS, TABLE_COLUMNS
 from agentic_loadkit.provisioning.dburl import DatabaseTarget, parse_database_url
 from agentic_loadkit.provisioning.errors import DatabaseRefused, ProvisioningFailed
 from agentic_loadkit.provisioning.fkcheck import plan_fk_checks
@@ -37,7 +36,7 @@ VIOLATIONS = {
 
 async def _plans(target: DatabaseTarget) -> dict[str, Any]:
     live = await reflect_tables(target, SchemaMap())
-    return plan_tables(live, TABLE_COLUMNS, SchemaMap(), optional=OPTIONAL_COLUMNS)
+    return plan_tables(live, SchemaMap())
 
 
 async def _with_conn(target: DatabaseTarget, fn: Any) -> Any:

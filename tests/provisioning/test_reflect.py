@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from agentic_loadkit.fixtures.platform.schema import create_schema
 from agentic_loadkit.provisioning.columnvalues import coerce_value, fill_value
-from agentic_loadkit.provisioning.dataset import OPTIONAL_COLUMNS, TABLE_COLUMNS
+from agentic_loadkit.provisioning.dataset import TABLE_COLUMNS
 from agentic_loadkit.provisioning.dburl import DatabaseTarget
 from agentic_loadkit.provisioning.errors import InputError, SchemaMismatch
 from agentic_loadkit.provisioning.reflect import TablePlan, plan_tables, reflect_tables
@@ -33,7 +33,7 @@ def _run(coro: Any) -> Any:
 def _plans(target: DatabaseTarget, smap: SchemaMap | None = None) -> dict[str, TablePlan]:
     smap = smap or SchemaMap()
     live = _run(reflect_tables(target, smap))
-    return plan_tables(live, TABLE_COLUMNS, smap, optional=OPTIONAL_COLUMNS, now=NOW)
+    return plan_tables(live, smap, now=NOW)
 
 
 async def _sql(target: DatabaseTarget, sql: str) -> None:
@@ -104,11 +104,16 @@ def _variant(target: DatabaseTarget, schema: str, *extra_sql: str) -> None:
         _run(_sql(target, sql))
 
 
-def test_missing_column_is_named(variant_db: DatabaseTarget) -> None:
+def test_absent_known_column_is_skipped_but_a_missing_essential_is_named(variant_db: DatabaseTarget) -> None:
     _variant(variant_db, "v_missing", "ALTER TABLE v_missing.agents DROP COLUMN system_prompt")
-    with pytest.raises(SchemaMismatch, match=r"v_missing\.agents has no column 'system_prompt'") as info:
+    agents = _plans(variant_db, SchemaMap(schema="v_missing"))["agents"]
+    assert "system_prompt" not in agents.columns
+    assert [s.concept for s in agents.skipped if s.concept == "system_prompt"] == ["system_prompt"]
+    _run(_sql(variant_db, "ALTER TABLE v_missing.users DROP COLUMN hashed_password"))
+    with pytest.raises(SchemaMismatch, match=r"v_missing\.users has no column for the password hash.*"
+                       r"looked for hashed_password \| password_hash") as info:
         _plans(variant_db, SchemaMap(schema="v_missing"))
-    assert info.value.column == "system_prompt"
+    assert info.value.column == "hashed_password"
 
 
 def test_optional_columns_are_dropped_and_unknown_not_null_columns_filled(variant_db: DatabaseTarget) -> None:
