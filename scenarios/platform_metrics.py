@@ -8,6 +8,8 @@ exposes them in the Prometheus text format (v1: ``prometheus_client``'s
 ``--platform-metrics URL`` (default: the host's ``/metrics``) once when the test starts,
 every ``--platform-metrics-interval`` seconds, and once when it stops, and parses the
 text with ``prometheus_client``'s parser.  Scrapes are outside Locust's statistics.
+Rendering a large text costs the platform CPU the gate then measures, so the pause
+between scrapes is at least ``SCRAPE_COST_FACTOR`` times the last scrape's duration.
 
 What is judged (per process: each series of a metric is one process):
 
@@ -21,8 +23,10 @@ What is judged (per process: each series of a metric is one process):
   scrape over the wall time between them, in percent of one core (and the busiest
   interval's, shown).
 
-A missing endpoint, a text that is not Prometheus, or a missing metric makes the
-row "not measured" with the reason; it is never a pass.
+The platform's text can be large (v1 labels its HTTP histograms with the raw path, so
+every id ever requested adds series), so it is streamed and only the sample lines of
+these metrics are kept and parsed.  A missing endpoint, a text that is not Prometheus,
+or a missing metric makes the row "not measured" with the reason; it is never a pass.
 """
 
 from __future__ import annotations
@@ -49,7 +53,17 @@ POOL_CAPACITY = ("db_connection_pool_max", "db_connection_pool_capacity", "db_co
 MEMORY = "process_resident_memory_bytes"
 CPU = "process_cpu_seconds_total"
 _WANTED = frozenset((*POOL_IN_USE, *POOL_CAPACITY, MEMORY, CPU))
-BODY_CAP = 4 * 1024 * 1024
+_WANTED_BYTES = frozenset(n.encode() for n in _WANTED)
+SCRAPE_COST_FACTOR = 20
+"""Pause between scrapes, in multiples of the last scrape's duration (at least the interval)."""
+BODY_CAP = 512 * 1024 * 1024
+"""Bytes read per scrape at most (only the wanted lines are kept)."""
+
+
+def wanted_line(line: bytes) -> bool:
+    """A sample line of one of the metrics the gate judges (comments and other series are skipped)."""
+    name = line.split(b"{", 1)[0].split(b" ", 1)[0].strip()
+    return name in _WANTED_BYTES
 
 Series = dict[tuple[tuple[str, str], ...], float]
 
@@ -123,16 +137,21 @@ class PlatformMetricsScraper:
     clock: Callable[[], float] = time.monotonic
     scrapes: list[_Scrape] = field(default_factory=list)
     last_error: str | None = None
+    last_duration_s: float = 0.0
     _greenlet: Any = None
 
     def scrape_once(self) -> bool:
-        answer = fetch(self.url, timeout=self.timeout_s, body_cap=BODY_CAP, headers={"Accept": "text/plain"})
+        answer = fetch(self.url, timeout=self.timeout_s, body_cap=BODY_CAP, headers={"Accept": "text/plain"},
+                       keep_lines=wanted_line)
+        self.last_duration_s = answer.elapsed_s
         if not answer.ok:
             got = f"answered HTTP {answer.status}" if answer.status else f"got {answer.error}"
             self.last_error = f"GET {self.url} {got}" + (f" ({answer.error})" if answer.status and answer.error else "")
             return False
         try:
             samples = parse_samples(answer.body.decode("utf-8", errors="replace"))
+            if not samples and not answer.body and "text/plain" not in (answer.header("Content-Type") or ""):
+                raise ValueError(f"Content-Type {answer.header('Content-Type')}")
         except ValueError as exc:
             self.last_error = f"GET {self.url} answered a text that is not Prometheus ({exc})"
             return False
@@ -146,7 +165,7 @@ class PlatformMetricsScraper:
 
         def loop() -> None:
             while True:
-                gevent.sleep(self.interval_s)
+                gevent.sleep(max(self.interval_s, SCRAPE_COST_FACTOR * self.last_duration_s))
                 self.scrape_once()
 
         self._greenlet = gevent.spawn(loop)
@@ -187,7 +206,9 @@ class PlatformMetricsScraper:
         if len(values) > 2 and len(set(values)) == 1:
             note = (f"the platform's {in_use_name} stayed at {peak:g} during the whole run: it may be set only "
                     f"at startup (v1 updates it once), so the pool's use under load is not known")
-        return Measure(pct, f"peak {peak:g}/{capacity:g} connections ({pct:.0f} %, capacity from {source})", None, note)
+        unchanged = f", unchanged in all {len(values)} scrapes" if note else ""
+        text = f"peak {peak:g}/{capacity:g} connections ({pct:.0f} %, capacity from {source}{unchanged})"
+        return Measure(pct, text, None, note)
 
     def _memory(self) -> Measure:
         series = self._series(MEMORY)

@@ -17,6 +17,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -69,9 +70,20 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_NoRedirect())
 
 
-def _read(resp: Any, cap: int) -> tuple[bytes, bool]:
-    body = resp.read(cap + 1)
-    return body[:cap], len(body) > cap
+def _read(resp: Any, cap: int, keep: Callable[[bytes], bool] | None = None) -> tuple[bytes, bool]:
+    """The body (only the lines ``keep`` accepts, when given), and whether more than ``cap`` bytes came."""
+    if keep is None:
+        body = resp.read(cap + 1)
+        return body[:cap], len(body) > cap
+    kept: list[bytes] = []
+    seen = 0
+    for line in resp:
+        seen += len(line)
+        if seen > cap:
+            return b"".join(kept), True
+        if keep(line):
+            kept.append(line)
+    return b"".join(kept), False
 
 
 def fetch(
@@ -82,15 +94,19 @@ def fetch(
     headers: dict[str, str] | None = None,
     timeout: float = 5.0,
     body_cap: int = DEFAULT_BODY_CAP,
+    keep_lines: Callable[[bytes], bool] | None = None,
 ) -> Answer:
-    """One request (and same-origin redirects of a GET), bounded by ``timeout`` per hop and ``body_cap``."""
+    """One request (and same-origin redirects of a GET), bounded by ``timeout`` per hop and ``body_cap``.
+
+    ``keep_lines`` streams a long text answer and keeps only the lines it accepts (the cap
+    then counts every byte read)."""
     start = time.monotonic()
     current = url
     for _ in range(MAX_REDIRECTS + 1):
         request = urllib.request.Request(current, data=body, method=method, headers=headers or {})
         try:
             with _OPENER.open(request, timeout=timeout) as resp:
-                data, cut = _read(resp, body_cap)
+                data, cut = _read(resp, body_cap, keep_lines if 200 <= resp.status < 300 else None)
                 status, raw_headers = resp.status, resp.headers
         except urllib.error.HTTPError as exc:
             status, raw_headers = exc.code, exc.headers
