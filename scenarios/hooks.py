@@ -326,7 +326,7 @@ def _resource_notes(state: RunState) -> list[str | None]:
     if state.scraper is None:
         return []
     res = state.scraper.resources()
-    return [res.db_pool_pct.note, res.memory_bytes.note, res.cpu_pct.note]
+    return [res.db_pool_pct.note, res.memory_bytes.note, res.cpu_pct.note, state.scraper.slow_note()]
 
 
 def _meta(environment: Environment, state: RunState, broker: PoolBroker | None) -> dict[str, Any]:

@@ -54,8 +54,10 @@ MEMORY = "process_resident_memory_bytes"
 CPU = "process_cpu_seconds_total"
 _WANTED = frozenset((*POOL_IN_USE, *POOL_CAPACITY, MEMORY, CPU))
 _WANTED_BYTES = frozenset(n.encode() for n in _WANTED)
-SCRAPE_COST_FACTOR = 20
+SCRAPE_COST_FACTOR = 10
 """Pause between scrapes, in multiples of the last scrape's duration (at least the interval)."""
+SLOW_SCRAPE_S = 1.0
+"""A scrape slower than this is named in the notes (its rendering is part of the platform's CPU)."""
 BODY_CAP = 512 * 1024 * 1024
 """Bytes read per scrape at most (only the wanted lines are kept)."""
 
@@ -132,18 +134,20 @@ class PlatformMetricsScraper:
 
     url: str
     interval_s: float = 5.0
-    timeout_s: float = 3.0
+    timeout_s: float = 15.0
     pool_capacity: int = DEFAULT_POOL_CAPACITY
     clock: Callable[[], float] = time.monotonic
     scrapes: list[_Scrape] = field(default_factory=list)
     last_error: str | None = None
     last_duration_s: float = 0.0
+    slowest_s: float = 0.0
     _greenlet: Any = None
 
     def scrape_once(self) -> bool:
         answer = fetch(self.url, timeout=self.timeout_s, body_cap=BODY_CAP, headers={"Accept": "text/plain"},
                        keep_lines=wanted_line)
         self.last_duration_s = answer.elapsed_s
+        self.slowest_s = max(self.slowest_s, answer.elapsed_s)
         if not answer.ok:
             got = f"answered HTTP {answer.status}" if answer.status else f"got {answer.error}"
             self.last_error = f"GET {self.url} {got}" + (f" ({answer.error})" if answer.status and answer.error else "")
@@ -233,3 +237,11 @@ class PlatformMetricsScraper:
 
     def resources(self) -> PlatformResources:
         return PlatformResources(self.url, len(self.scrapes), self._pool(), self._memory(), self._cpu())
+
+    def slow_note(self) -> str | None:
+        """A sentence when scraping was slow enough to weigh on the platform (and on the CPU row)."""
+        if self.slowest_s < SLOW_SCRAPE_S:
+            return None
+        return (f"the platform's /metrics took up to {self.slowest_s:.1f} s to answer (v1 labels its series with "
+                f"the raw path, so the text grows with every id requested): scrapes were spaced to "
+                f"{SCRAPE_COST_FACTOR}x that, and the CPU row includes rendering them")
