@@ -296,7 +296,7 @@ def _rate_limit_note(figures: Any, api: ApiSetup | None) -> str:
 
 def _notes(state: RunState, figures: Any, broker: PoolBroker | None, exceptions: int, host: str | None) -> list[str]:
     notes: list[str] = []
-    if state.api is not None:
+    if state.api is not None and state.options.gate:  # under the table; with --no-gate it is in the log
         notes.append(state.api.discovery.line)
         notes.extend(state.api.warnings)
     if figures.rate_limited:
@@ -318,7 +318,8 @@ def _notes(state: RunState, figures: Any, broker: PoolBroker | None, exceptions:
         notes.append(f"{exceptions} exceptions were raised in the scenario code (see the log): exit code 2.")
     if state.failure:
         notes.append(state.failure)
-    notes.extend(n for n in _resource_notes(state) if n)
+    if state.options.gate:
+        notes.extend(n for n in _resource_notes(state) if n)
     return notes
 
 
