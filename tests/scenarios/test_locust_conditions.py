@@ -36,6 +36,12 @@ LENIENT = [
     "1",
     "--gate-login-p95-ms",
     "30000",
+    # the reference platform shares this machine's 2 cores with the load generator: its
+    # resource lines are measured, not judged against production targets here
+    "--gate-db-pool-pct",
+    "100.1",
+    "--gate-cpu-pct",
+    "1000",
 ]
 
 

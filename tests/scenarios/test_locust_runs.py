@@ -38,6 +38,12 @@ LENIENT = [
     "5",
     "--gate-login-p95-ms",
     "30000",
+    # the reference platform shares this machine's 2 cores with the load generator: its
+    # resource lines are measured, not judged against production targets here
+    "--gate-db-pool-pct",
+    "100.1",
+    "--gate-cpu-pct",
+    "1000",
 ]
 WEIGHTS = {  # the guide's mixed user: (method, statistics name) -> weight
     ("GET", "/api/v1/agents"): 10,
