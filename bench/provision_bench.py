@@ -16,6 +16,9 @@ In one run, on one server, it measures:
     the load, 4 distinct passwords), and, to show what each choice is worth, with
     ``--single-transaction``, ``--foreign-key-checks per-row`` (PostgreSQL's per-row
     triggers), ``--password-count 16`` and ``--bcrypt-cost 4`` (hashing made negligible);
+(v1) with ``--v1``: the same ``up`` into the v1 dialect's schema (the platform's code: 21
+    tables, wider rows, JSON step lists), right after the guide schema's, in the same run;
+    ``--dialects-only`` measures just (a), (b) and (v1);
 (c) the naive way: Faker per row + SQLAlchemy ORM ``add_all``/commit per 1,000 rows on a
     20,000-row agent sample: rows/s.
 
@@ -114,10 +117,10 @@ def bench_pgbench(base: DatabaseTarget, scale: int) -> dict[str, float]:
         _drop(db)
 
 
-def bench_up(base: DatabaseTarget, scale: str, extra: list[str]) -> dict[str, Any]:
+def bench_up(base: DatabaseTarget, scale: str, extra: list[str], dialect: str = "guide") -> dict[str, Any]:
     db = _scratch(base, "up")
     try:
-        asyncio.run(create_schema(db.asyncpg_url, "uuid"))
+        asyncio.run(create_schema(db.asyncpg_url, "uuid", dialect=dialect))  # type: ignore[arg-type]
         with tempfile.TemporaryDirectory() as state:
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             started = time.perf_counter()
@@ -288,6 +291,8 @@ def main() -> None:
         "--repeat", type=int, default=1, help="run (a) and (b) this many times and keep the fastest"
     )
     ap.add_argument("--xlarge", action="store_true", help="also measure peak RSS at --scale xlarge")
+    ap.add_argument("--v1", action="store_true", help="also measure up on the v1 dialect's schema")
+    ap.add_argument("--dialects-only", action="store_true", help="measure only (a), (b) and (v1)")
     args = ap.parse_args()
     base = parse_database_url(args.database_url)
     print(f"server {base.masked}; load average {os.getloadavg()[0]:.2f} at start; {os.cpu_count()} cores")
@@ -300,13 +305,18 @@ def main() -> None:
         f"{pg['generate_s']:.2f} s (client-side generate) = {pg['heap_mb_s']:,.1f} heap MB/s"
     )
 
-    def best(extra: list[str]) -> dict[str, Any]:
+    def best(extra: list[str], dialect: str = "guide") -> dict[str, Any]:
         return min(
-            (bench_up(base, args.scale, extra) for _ in range(args.repeat)), key=lambda r: r["elapsed"]
+            (bench_up(base, args.scale, extra, dialect) for _ in range(args.repeat)), key=lambda r: r["elapsed"]
         )
 
     par = best([])
-    _print_up(f"(b) provision up --scale {args.scale}", par, pg)
+    _print_up(f"(b) provision up --scale {args.scale} (guide schema)", par, pg)
+    if args.v1 or args.dialects_only:
+        _print_up(f"(v1) provision up --scale {args.scale} (v1 schema)", best([], "v1"), pg)
+    if args.dialects_only:
+        print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
+        return
     if not args.skip_single:
         _print_up(
             f"(b1) provision up --scale {args.scale} --single-transaction", best(["--single-transaction"]), pg

@@ -280,8 +280,8 @@ def make_transform(keep: list[int], width: int, constants: tuple[Any, ...],
 
 def bind_table(contract: str, live: LiveTable, schema_map: SchemaMap, contract_of: Mapping[tuple[str, str], str],
                now: dt.datetime, problems: list[ProvisionError]) -> TablePlan | None:
-    """The plan of one table (None when its problems leave nothing to plan); problems are appended."""
-    before = len(problems)
+    """The plan of one table, also when it has problems (the dry run shows what it could bind); None only
+    when there is no usable key.  Problems are appended."""
     b = _Binder(contract, live, schema_map.table(contract), problems)
     b.check_map()
     flavour, why = flavour_of(contract, b.present)
@@ -291,7 +291,7 @@ def bind_table(contract: str, live: LiveTable, schema_map: SchemaMap, contract_o
     id_column = b.tmap.column("id")
     ids = _id_kind(b, id_column)
     tenant_column = id_column if contract == "tenants" else b.tmap.column("tenant_id")
-    if len(problems) > before or ids is None:
+    if ids is None:
         return None
     extended = any(c.field in EXTRA_FIELDS[contract] for c in b.bound.values())
     stream = FIELDS[contract] if extended else TABLE_COLUMNS[contract]
@@ -312,6 +312,7 @@ def bind_table(contract: str, live: LiveTable, schema_map: SchemaMap, contract_o
         dropped=tuple(s.concept for s in b.skipped if s.concept in guide), index_count=len(live.indexes) + 1,
         bound=(*concept_cols, *(bc for bc, _, _ in extras)), skipped=tuple(b.skipped),
         flavour=flavour, flavour_reason=why, extended=extended, concept_columns=dict(b.concept_columns),
+        vocab={col: dict(m) for col, m in b.tmap.vocab.items() if col in names},
     )
 
 
@@ -368,6 +369,10 @@ def plan_tables(live: Mapping[str, LiveTable], schema_map: SchemaMap, *, now: dt
 
 
 def dataset_options(plans: Mapping[str, TablePlan]) -> dict[str, Any]:
-    """What the ``Dataset`` must generate for these plans: the extended tables and the users' role field."""
-    role = next((c.field for c in plans["users"].bound if c.concept == "role"), "role") if "users" in plans else "role"
-    return {"extended": frozenset(t for t, p in plans.items() if p.extended), "role_field": role}
+    """What the ``Dataset`` must generate for these plans: the extended tables, the users' role field and
+    the role renames the schema map applies (so the credentials show roles as the database holds them)."""
+    users = plans.get("users")
+    role = next((c for c in users.bound if c.concept == "role"), None) if users else None
+    return {"extended": frozenset(t for t, p in plans.items() if p.extended),
+            "role_field": role.field if role else "role",
+            "role_names": dict(users.vocab.get(role.column, {})) if users and role else {}}

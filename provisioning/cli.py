@@ -9,8 +9,12 @@ Exit codes are those of ``errors.py`` (listed in the README); 1 is an unexpected
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -22,8 +26,9 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from ._version import __version__
-from .dburl import mask_url
-from .errors import ProvisionError
+from .dburl import mask_text
+from .errors import Interrupted, ProvisionError
+from .passwords import HASH_THREAD_PREFIX
 
 __all__ = ["CliState", "app", "err_console", "main", "out_console", "run_async", "state"]
 
@@ -69,8 +74,46 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-out_console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+class _PipeSafe:
+    """``sys.stdout``/``sys.stderr`` (looked up at each write, as test runners swap them) that
+    survives a closed reader: ``provision down | head -1`` must finish the teardown, not die
+    of EPIPE in the middle of it.  After the first broken pipe the stream goes to /dev/null."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._broken = False
+
+    def _stream(self) -> Any:
+        return getattr(sys, self._name)
+
+    def write(self, text: str) -> int:
+        if not self._broken:
+            try:
+                return int(self._stream().write(text))
+            except BrokenPipeError:
+                self._silence()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._broken:
+            try:
+                self._stream().flush()
+            except BrokenPipeError:
+                self._silence()
+
+    def _silence(self) -> None:
+        self._broken = True
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream().fileno())  # so the interpreter's last flush cannot fail either
+            os.close(devnull)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream(), name)
+
+
+out_console = Console(file=_PipeSafe("stdout"), highlight=False, soft_wrap=True)  # type: ignore[arg-type]
+err_console = Console(file=_PipeSafe("stderr"), highlight=False, soft_wrap=True)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -118,7 +161,7 @@ def fail(exc: BaseException) -> typer.Exit:
     if isinstance(exc, KeyboardInterrupt):
         err_console.print("error: interrupted.", markup=False)
         return typer.Exit(130)
-    text = mask_url(str(exc).strip().splitlines()[0]) if str(exc).strip() else ""
+    text = mask_text(str(exc).strip().splitlines()[0]) if str(exc).strip() else ""
     err_console.print(
         f"error: unexpected {type(exc).__name__}{': ' + text if text else ''} (run with --debug for the traceback).",
         markup=False,
@@ -133,11 +176,32 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
         # makes after its connection was killed) would bury the one sentence; --debug keeps them
         logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     try:
-        return asyncio.run(coro)
+        return asyncio.run(_terminable(coro))
     except typer.Exit:
         raise
     except (ProvisionError, KeyboardInterrupt, Exception) as exc:
         raise fail(exc) from None
+
+
+async def _terminable(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` with SIGTERM handled like Ctrl-C: the main task is cancelled, so the command
+    undoes what it started (an ``up`` rolls its run back and removes its passwords file) and
+    reports ``Interrupted`` (exit 130)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    installed = False
+    if task is not None:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+            installed = True
+    try:
+        return await coro
+    except asyncio.CancelledError:
+        raise Interrupted("Interrupted (Ctrl-C or SIGTERM).") from None
+    finally:
+        if installed:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(signal.SIGTERM)
 
 
 def guard(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -166,14 +230,31 @@ def _register_commands() -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    _register_commands()
+    """Console-script entry point: every way out (also a Ctrl-C while the commands are still
+    being imported) is one line and an exit code."""
     try:
+        _register_commands()
         app()
-    except SystemExit:
-        raise
-    except BaseException as exc:  # pragma: no cover - last resort, keeps tracebacks off the terminal
-        raise SystemExit(fail(exc).exit_code) from None
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException as exc:  # keeps tracebacks off the terminal
+        code = fail(exc).exit_code
+    _leave(code)
 
 
-_ = sys
+def _leave(code: int) -> None:
+    """Exit; without the interpreter's shutdown while a bcrypt thread is still inside a hash.
+    At shutdown Python ends such a daemon thread with a forced unwind through bcrypt's native
+    code, which aborts the process ('FATAL: exception not rethrown', exit 134) after the undo
+    has already done its work."""
+    for stream in (out_console.file, err_console.file):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    hashing = any(t.name.startswith(HASH_THREAD_PREFIX) and t.is_alive() for t in threading.enumerate())
+    if hashing:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -38,7 +38,8 @@ def db_status() -> None:
     """Say whether the embedded server runs, where, and its URL."""
     st = guard(_embedded().status)
     if st.running:
-        out_console.print(f"running (pid {st.pid}) data {st.pgdata} url {mask_url(st.url or '')}", markup=False)
+        url = mask_url(st.url) if st.url else "unknown"
+        out_console.print(f"running (pid {st.pid}) data {st.pgdata} url {url}", markup=False)
     else:
         out_console.print(f"not running (data {st.pgdata})", markup=False)
         raise typer.Exit(3)

@@ -147,8 +147,6 @@ def _print_result(result: UpResult) -> None:
     ]
     for f in result.filled_columns:
         lines.append(f"filled NOT NULL column {f.table}.{f.column} ({f.type}) with {f.value}")
-    for name, cols in result.dropped_columns.items():
-        lines.append(f"table {name} has no column(s) {', '.join(cols)}; not written")
     for line in lines:
         out_console.print(line, markup=False)
 

@@ -100,6 +100,8 @@ def write_manifest(state_dir: Path, run_id: str, manifest: Mapping[str, Any]) ->
 
 def remove_run_dir(state_dir: Path, run_id: str) -> bool:
     """Delete a run's pool directory (a failed ``up`` calls this); True when something was removed."""
+    if runs_dir(state_dir).is_symlink():  # never reach through a symlinked runs/ (ensure_state_dir refuses it)
+        return False
     path = run_dir(state_dir, run_id)
     if path.is_symlink():
         path.unlink()

@@ -33,7 +33,8 @@ class ResolvedDatabase:
 
     @property
     def url(self) -> str:
-        """The full URL, password included: pass to drivers, never print (use ``masked``)."""
+        """The URL rebuilt from the checked parameters, password included: for a child process or
+        another settings object, never printed (use ``masked``); connections use ``connect``."""
         return self.target.asyncpg_url
 
     @property
@@ -55,10 +56,10 @@ def resolve_database(
     The remote guard runs here, before any connection is attempted.
     """
     environ = env if env is not None else dict(os.environ)
-    if explicit:
-        resolved = ResolvedDatabase(parse_database_url(explicit), "option")
+    if explicit is not None:  # an empty --database-url is an error, not a fallback to DATABASE_URL
+        resolved = ResolvedDatabase(parse_database_url(explicit, env=environ), "option")
     elif environ.get("DATABASE_URL"):
-        resolved = ResolvedDatabase(parse_database_url(environ["DATABASE_URL"]), "env")
+        resolved = ResolvedDatabase(parse_database_url(environ["DATABASE_URL"], env=environ), "env")
     else:
         sd = Path(state_dir) if state_dir is not None else default_state_dir(environ)
         embedded = EmbeddedPostgres(sd)
@@ -68,7 +69,7 @@ def resolve_database(
                 f"No database given (--database-url or DATABASE_URL) and the embedded server under {sd} "
                 "is not running; start it with 'provision db start'."
             )
-        resolved = ResolvedDatabase(parse_database_url(url), "embedded")
+        resolved = ResolvedDatabase(parse_database_url(url, env=environ), "embedded")
     if check_remote:
         check_remote_allowed(resolved.target, allow_remote=allow_remote)
     return resolved
@@ -87,9 +88,12 @@ async def connect(
     # Like pg_dump and pg_restore, the toolkit's sessions run without a statement timeout: one set on
     # the role for the application's queries (say 50 ms) would cancel every COPY and every delete.
     # A lock_timeout on the role is honoured.  Client settings override the role's.
-    kwargs["server_settings"] = {"statement_timeout": "0", **(kwargs.get("server_settings") or {})}
-    try:
-        return await asyncpg.connect(t.asyncpg_url, timeout=timeout, **kwargs)
+    params = t.connect_kwargs()
+    kwargs["server_settings"] = {
+        "statement_timeout": "0", **params.pop("server_settings", {}), **(kwargs.get("server_settings") or {})
+    }
+    try:  # the checked hosts and ports, never the URL string (see dburl)
+        return await asyncpg.connect(**params, timeout=timeout, **kwargs)
     except asyncpg.InvalidPasswordError:
         raise DatabaseUnreachable(
             f"PostgreSQL refused the password for user {t.user!r} on {where}.",

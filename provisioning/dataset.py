@@ -281,11 +281,13 @@ class Dataset:
     """One run's data, laid out by tenant; rows are generated only when streamed.
 
     ``extended`` names the tables whose rows also carry ``EXTRA_FIELDS`` (the binding of the
-    live schema decides); ``role_field`` is the users field whose role the credentials show.
+    live schema decides); ``role_field`` is the users field whose role the credentials show, renamed by
+    ``role_names`` (the schema map's value vocabulary).
     """
 
     def __init__(self, spec: GenerationSpec, password_hashes: Sequence[str], *,
-                 extended: frozenset[str] = frozenset(), role_field: str = "role") -> None:
+                 extended: frozenset[str] = frozenset(), role_field: str = "role",
+                 role_names: Mapping[str, str] | None = None) -> None:
         if len(password_hashes) != spec.password_slots:
             raise ValueError(f"expected {spec.password_slots} password hashes, got {len(password_hashes)}")
         self.spec = spec
@@ -313,6 +315,7 @@ class Dataset:
             extended=frozenset(extended),
             v1=v1_catalogue(seed, self.pools) if extended else None,
         )
+        self._role_names = dict(role_names or {})
         self._role_at = (FIELDS if "users" in extended else TABLE_COLUMNS)["users"].index(role_field)
         header = {
             "counts": counts, "skew": spec.skew, "password_slots": spec.password_slots,
@@ -363,7 +366,9 @@ class Dataset:
             canon: list[int] = []
             rows = build_rows(self.context, "users", lo, min(lo + CHUNK_ROWS, total), acc, canon)
             for k, row in enumerate(rows):
-                yield UserInfo(lo + k, row[2], canon[k * width + 3], canon[k * width], row[self._role_at], row[7])
+                role = row[self._role_at]
+                yield UserInfo(lo + k, row[2], canon[k * width + 3], canon[k * width],
+                               self._role_names.get(role, role), row[7])
 
     def tenant_slug(self, tenant_index: int) -> str:
         return self.context.tenant_slug(tenant_index)

@@ -23,7 +23,8 @@ The demo's exit code is the gate's (0 pass, 3 breach).  Whatever happens after p
 second interrupt: Locust's process group is stopped, the run is torn down if ``up``
 recorded one, the platform is stopped, and the embedded server too if the demo started
 it.  Only a SIGKILL of the demo skips it; then the platform exits by itself (it watches
-its parent), Locust ends with its profile, and ``provision down`` removes the run.
+its parent), Locust gets SIGTERM from the kernel (on Linux; elsewhere it ends with its
+profile), and ``provision down`` removes the run.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from .database import ResolvedDatabase, resolve_database
-from .dburl import DatabaseTarget, mask_url
+from .dburl import DatabaseTarget, mask_text
 from .demo_database import PLATFORM_TABLES, ensure_database, platform_tables, run_residue
 from .demo_locust import (
     LocustRun,
@@ -244,7 +245,7 @@ class _Demo:
     # -- phases ----------------------------------------------------------------------------------
     async def phase_database(self) -> None:
         self.begin("database", "resolving the database (the embedded server when no URL is given)")
-        if not self.settings.database_url and not os.environ.get("DATABASE_URL"):
+        if self.settings.database_url is None and not os.environ.get("DATABASE_URL"):
             ensure_state_dir(self.state_dir)
             status = await self.blocking(EmbeddedPostgres(self.state_dir).status)
             self.owns_embedded = not status.running  # set before starting it: a ^C meanwhile still stops it
@@ -484,4 +485,4 @@ async def run_demo(
 
 def _sentence(exc: BaseException) -> str:
     text = exc.message if isinstance(exc, ProvisionError) else str(exc)
-    return (mask_url(text.strip().splitlines()[0]) if text.strip() else type(exc).__name__).rstrip(".")
+    return (mask_text(text.strip().splitlines()[0]) if text.strip() else type(exc).__name__).rstrip(".")

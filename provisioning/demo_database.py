@@ -13,7 +13,7 @@ import asyncpg
 
 from . import ledger
 from .database import connect
-from .dburl import DatabaseTarget, mask_url
+from .dburl import DatabaseTarget, mask_text
 from .errors import DatabaseUnreachable
 
 __all__ = ["PLATFORM_TABLES", "ensure_database", "platform_tables", "run_residue"]
@@ -26,7 +26,7 @@ PLATFORM_TABLES = (
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
-    return mask_url(text.splitlines()[0]).rstrip(".") if text else type(exc).__name__
+    return mask_text(text.splitlines()[0]).rstrip(".") if text else type(exc).__name__
 
 
 async def platform_tables(target: DatabaseTarget) -> set[str]:

@@ -1,5 +1,6 @@
 """The demo's Locust run: where the scenarios live, the profile it will run, the subprocess
-(its own process group, a hard timeout, stopped as a whole), and reading its verdict.
+(its own process group, a hard timeout, stopped as a whole, and sent SIGTERM by the kernel
+if the demo dies without its cleanup, see ``parent_death``), and reading its verdict.
 
 Locust monkey-patches the interpreter with gevent when imported, which would break the
 demo's asyncio; so Locust only ever runs in a subprocess, and the one scenarios module
@@ -21,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .dburl import mask_url
+from .dburl import mask_text
 from .errors import InputError, LoadTestFailed
+from .parent_death import dying_with_parent
 
 __all__ = [
     "RESERVED_LOCUST_OPTIONS",
@@ -95,7 +97,8 @@ class LocustRun:
     async def start(self) -> int:
         with self.log.open("wb") as out:  # the child keeps its own descriptor
             self.proc = await asyncio.create_subprocess_exec(
-                *self.argv, cwd=str(self.cwd),  # cwd: no locust.conf or pyproject.toml of the caller's
+                *dying_with_parent(self.argv),  # ends with the demo, even a SIGKILLed one
+                cwd=str(self.cwd),  # cwd: no locust.conf or pyproject.toml of the caller's
                 env=self.environment(), stdin=asyncio.subprocess.DEVNULL, stdout=out,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stopped as a whole, spared the terminal's ^C
@@ -150,11 +153,11 @@ def last_error_line(text: str) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     for line in reversed(lines):
         if line.startswith("error:"):
-            return mask_url(line.removeprefix("error:").strip().rstrip("."))[:300]
+            return mask_text(line.removeprefix("error:").strip().rstrip("."))[:300]
     for line in reversed(lines):
         if "/ERROR/" in line or "/CRITICAL/" in line:
-            return mask_url(line.split(": ", 1)[-1].rstrip("."))[:300]
-    return mask_url(lines[-1].rstrip("."))[:300] if lines else "no output"
+            return mask_text(line.split(": ", 1)[-1].rstrip("."))[:300]
+    return mask_text(lines[-1].rstrip("."))[:300] if lines else "no output"
 
 
 def table_from_results(path: Path) -> str:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .dburl import parse_database_url
 from .errors import DatabaseUnreachable
 from .statedir import ensure_state_dir
 
@@ -83,7 +84,7 @@ class EmbeddedPostgres:
         import asyncpg
 
         async def create() -> None:
-            conn = await asyncpg.connect(self._url_for(base_uri, "postgres"))
+            conn = await asyncpg.connect(**parse_database_url(self._url_for(base_uri, "postgres")).connect_kwargs())
             try:
                 exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", EMBEDDED_DATABASE)
                 if not exists:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import asyncpg
 
@@ -40,7 +40,9 @@ __all__ = [
     "Path",
     "TableRef",
     "build_graph",
+    "follows_key_type",
     "reflect_graph",
+    "type_family",
 ]
 
 DEFAULT_TENANTS_TABLE = "tenants"
@@ -440,9 +442,18 @@ async def reflect_graph(
                 indexed=indexed(r["child_oid"], r["child_attnums"]),
             )
         )
+    mismatched: list[str] = []
     for r in cols:
         child = TableRef(r["schema"], r["name"], r["oid"])
         if child == tenants or (r["oid"], r["attnum"]) in fk_columns:
+            continue
+        if not follows_key_type(r["type"], key_type):
+            # a text '7' in some legacy table is not tenant 7: without a foreign key, only the type says so
+            mismatched.append(
+                f"Table {child.display} has a {tenant_column} column of type {r['type']} but no foreign key, "
+                f"and the tenants key is {key_type}; teardown leaves it alone (a column without a foreign key "
+                "is followed only when its type fits the key's)."
+            )
             continue
         edges.append(
             Edge(
@@ -457,4 +468,24 @@ async def reflect_graph(
                 compare_as_text=r["type"] != key_type,
             )
         )
-    return build_graph(tenants, key, key_type, edges, tenant_column=tenant_column, ignored=elsewhere)
+    graph = build_graph(tenants, key, key_type, edges, tenant_column=tenant_column, ignored=elsewhere)
+    return replace(graph, warnings=(*graph.warnings, *mismatched)) if mismatched else graph
+
+
+_FAMILIES = {"smallint": "integer", "integer": "integer", "bigint": "integer", "text": "text",
+             "character varying": "text", "character": "text", "uuid": "uuid"}
+
+
+def follows_key_type(column_type: str, key_type: str) -> bool:
+    """Whether a tenant column without a foreign key may be taken to hold tenant keys: its type
+    is of the key's family, or it is a string column and the key a uuid (a uuid's text names one
+    tenant anywhere, whereas the text '7' in an unrelated table is not tenant 7)."""
+    column, key = type_family(column_type), type_family(key_type)
+    return column == key or (key == "uuid" and column == "text")
+
+
+def type_family(sql_type: str) -> str:
+    """The comparable family of a column type (``format_type`` spelling, typmod dropped):
+    the integer types are one family, the string types another, uuid its own."""
+    base = sql_type.split("(", 1)[0].strip().lower()
+    return _FAMILIES.get(base, base)

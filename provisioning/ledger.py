@@ -10,6 +10,10 @@ Tables:
   toolkit version, times, the platform table names it used, error);
 - ``run_tenants``: the run's tenant ids (as text, so UUID and integer keys both fit).
 
+Both tables carry ``LEDGER_MARKER`` as their comment, so that a ``runs`` table someone else
+keeps in a schema of that name is never taken for the ledger (``ledger_state`` refuses it);
+a ledger made before the marker is recognised by its exact columns and marked by ``up``.
+
 Statuses: ``provisioning`` → ``ready`` | ``failed``; then ``tearing_down`` → ``removed``.
 A run in ``provisioning`` or ``tearing_down`` whose advisory lock nobody holds was
 left by a crashed process (see ``run_is_live``).
@@ -20,6 +24,7 @@ Locks are session-level advisory locks on the connection doing the work:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import string
@@ -30,10 +35,12 @@ from typing import Any, Literal
 
 import asyncpg
 
-from .errors import ConcurrentOperation, RunNotFound
+from .errors import ConcurrentOperation, RunNotFound, SchemaMismatch
 
 __all__ = [
     "DEFAULT_LEDGER_SCHEMA",
+    "LEDGER_FORMAT",
+    "LEDGER_MARKER",
     "LOCK_CLASS",
     "RunRecord",
     "RunStatus",
@@ -45,6 +52,7 @@ __all__ = [
     "forget_run",
     "latest_run",
     "ledger_exists",
+    "ledger_state",
     "list_runs",
     "new_run_id",
     "record_tenants",
@@ -89,19 +97,88 @@ def _q(schema: str) -> str:
     return f'"{schema}"'
 
 
+LEDGER_FORMAT = 1
+LEDGER_MARKER = f"agentic-loadkit run ledger, format {LEDGER_FORMAT}"  # COMMENT ON both tables
+# the exact columns of each ledger table (format_type spelling): how a ledger made before the
+# marker existed is recognised (and then marked); anything else in the schema is someone else's
+_COLUMNS = {
+    "runs": {
+        "run_id": "text", "label": "text", "scale": "text", "seed": "bigint", "status": "text",
+        "counts": "jsonb", "fingerprint": "text", "toolkit_version": "text", "settings": "jsonb",
+        "error": "text", "created_at": "timestamp with time zone", "updated_at": "timestamp with time zone",
+        "ready_at": "timestamp with time zone", "removed_at": "timestamp with time zone",
+    },
+    "run_tenants": {"run_id": "text", "tenant_id": "text"},
+}
+LedgerState = Literal["absent", "ours", "unmarked"]
+
+
+async def _table_state(conn: asyncpg.Connection, schema: str, table: str) -> str:
+    """'absent', 'ours' (marked), 'unmarked' (our exact columns, no marker) or 'foreign'."""
+    row = await conn.fetchrow(
+        "SELECT c.oid::bigint AS oid, c.relkind::text AS kind, obj_description(c.oid, 'pg_class') AS comment "
+        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
+        schema, table,
+    )
+    if row is None:
+        return "absent"
+    if row["kind"] != "r":
+        return "foreign"
+    if row["comment"] == LEDGER_MARKER:
+        return "ours"
+    if row["comment"]:
+        return "foreign"
+    cols = await conn.fetch(
+        "SELECT attname::text AS name, format_type(atttypid, atttypmod) AS type FROM pg_attribute "
+        "WHERE attrelid = $1::bigint::oid AND attnum > 0 AND NOT attisdropped",
+        row["oid"],
+    )
+    return "unmarked" if {r["name"]: r["type"] for r in cols} == _COLUMNS[table] else "foreign"
+
+
+async def ledger_state(conn: asyncpg.Connection, schema: str = DEFAULT_LEDGER_SCHEMA) -> LedgerState:
+    """Whether ``schema`` holds this toolkit's ledger; ``SchemaMismatch`` when it holds tables of
+    the same names that are not (someone else's ``runs``): those are never read, written or deleted."""
+    states = {t: await _table_state(conn, schema, t) for t in _COLUMNS}
+    if all(v == "absent" for v in states.values()):
+        return "absent"
+    if all(v == "ours" for v in states.values()):
+        return "ours"
+    if all(v in ("ours", "unmarked") for v in states.values()):
+        return "unmarked"
+    odd = next(t for t, v in states.items() if v in ("foreign", "absent"))
+    what = "lacks the table" if states[odd] == "absent" else "has a table"
+    raise SchemaMismatch(
+        f"The schema {schema!r} {what} {odd!r} that is not this toolkit's run ledger (no '{LEDGER_MARKER}' "
+        "marker and not its columns); nothing was read, written or deleted there: drop or rename that schema's "
+        "tables if they are a broken ledger, or keep the ledger elsewhere.",
+        table=f"{schema}.{odd}",
+    )
+
+
 async def ledger_exists(conn: asyncpg.Connection, schema: str = DEFAULT_LEDGER_SCHEMA) -> bool:
-    return bool(await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.runs"))
+    """True when this toolkit's ledger is there (marked, or unmarked from before the marker)."""
+    return await ledger_state(conn, schema) != "absent"
 
 
 async def ensure_ledger(conn: asyncpg.Connection, schema: str = DEFAULT_LEDGER_SCHEMA) -> None:
-    """Create the ledger schema and tables if missing (idempotent, safe under concurrency)."""
+    """Create the ledger schema and tables if missing, or mark an unmarked one of ours (idempotent,
+    safe under concurrency); refuse tables of those names that are not the ledger."""
     s = _q(schema)
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1, 0)", LOCK_CLASS)
+        state = await ledger_state(conn, schema)
+        if state == "ours":
+            return
+        if state == "unmarked":  # made by a version before the marker: recognised by its columns
+            with contextlib.suppress(asyncpg.InsufficientPrivilegeError):
+                async with conn.transaction():  # a role that does not own the tables may use them unmarked
+                    await _mark(conn, s)
+            return
         await conn.execute(
             f"""
             CREATE SCHEMA IF NOT EXISTS {s};
-            CREATE TABLE IF NOT EXISTS {s}.runs (
+            CREATE TABLE {s}.runs (
                 run_id          text PRIMARY KEY,
                 label           text,
                 scale           text NOT NULL,
@@ -118,7 +195,7 @@ async def ensure_ledger(conn: asyncpg.Connection, schema: str = DEFAULT_LEDGER_S
                 ready_at        timestamptz,
                 removed_at      timestamptz
             );
-            CREATE TABLE IF NOT EXISTS {s}.run_tenants (
+            CREATE TABLE {s}.run_tenants (
                 run_id    text NOT NULL REFERENCES {s}.runs(run_id) ON DELETE CASCADE,
                 tenant_id text NOT NULL,
                 PRIMARY KEY (run_id, tenant_id)
@@ -126,6 +203,12 @@ async def ensure_ledger(conn: asyncpg.Connection, schema: str = DEFAULT_LEDGER_S
             CREATE INDEX IF NOT EXISTS run_tenants_tenant_idx ON {s}.run_tenants (tenant_id);
             """
         )
+        await _mark(conn, s)
+
+
+async def _mark(conn: asyncpg.Connection, s: str) -> None:
+    for table in _COLUMNS:
+        await conn.execute(f"COMMENT ON TABLE {s}.{table} IS '{LEDGER_MARKER}'")
 
 
 async def create_run(

@@ -31,7 +31,9 @@ from .progress import ProgressCallback, ProgressEvent, null_progress
 __all__ = [
     "DEFAULT_BCRYPT_COST",
     "DEFAULT_PASSWORD_COUNT",
+    "HASH_THREAD_PREFIX",
     "MAX_BCRYPT_COST",
+    "MAX_PASSWORD_COUNT",
     "MIN_BCRYPT_COST",
     "PASSWORD_LENGTH",
     "PasswordSet",
@@ -48,6 +50,8 @@ DEFAULT_BCRYPT_COST = 12
 # at full cost, however many distinct ones exist); 16 of them were a third of the CPU of
 # ``up --scale large`` (measured, bench/provision_bench.py).
 DEFAULT_PASSWORD_COUNT = 4
+HASH_THREAD_PREFIX = "provision-bcrypt-"  # the CLI's exit looks for these threads
+MAX_PASSWORD_COUNT = 1024  # distinct shared passwords; more buys nothing (see --unique-passwords)
 MIN_BCRYPT_COST = 4
 MAX_BCRYPT_COST = 31
 PASSWORD_LENGTH = 20
@@ -77,6 +81,11 @@ def validate_password_options(count: int, cost: int) -> None:
         )
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise InputError(f"The password count must be a positive integer, not {count!r}.")
+    if count > MAX_PASSWORD_COUNT:
+        raise InputError(
+            f"The password count {count:_} is above the limit of {MAX_PASSWORD_COUNT:_}; "
+            "for one password per user use --unique-passwords."
+        )
 
 
 def generate_passwords(count: int) -> list[str]:
@@ -146,7 +155,7 @@ async def _hash_in_threads(passwords: Sequence[str], cost: int, progress: Progre
                 return
 
     for k in range(_worker_count(len(passwords))):
-        threading.Thread(target=work, name=f"provision-bcrypt-{k}", daemon=True).start()
+        threading.Thread(target=work, name=f"{HASH_THREAD_PREFIX}{k}", daemon=True).start()
     try:
         for _ in range(len(passwords)):
             item = await done.get()

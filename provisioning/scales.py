@@ -20,6 +20,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from .errors import InputError
+from .inputfile import read_input_text
 
 __all__ = [
     "COUNT_KEYS",
@@ -105,18 +106,7 @@ def _check_unknown_key(key: str, *, source: str) -> None:
 
 
 def _load_profile(path: Path) -> dict[str, object]:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"Profile {path} does not exist.") from None
-    except IsADirectoryError:
-        raise InputError(f"Profile {path} is a directory, not a TOML file.") from None
-    except OSError as exc:
-        raise InputError(f"Profile {path} cannot be read ({exc.strerror or exc}).") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InputError(f"Profile {path} is not UTF-8 text.") from None
+    text = read_input_text(path, f"Profile {path}")
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

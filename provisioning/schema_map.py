@@ -40,6 +40,7 @@ from typing import Any
 from sqlalchemy.dialects import postgresql
 
 from .errors import InputError
+from .inputfile import read_input_text
 
 __all__ = [
     "CONTRACT_TABLES",
@@ -150,12 +151,7 @@ def load_schema_map(path: Path | None) -> SchemaMap:
     if path is None:
         return SchemaMap()
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"The schema map {path} does not exist.") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"The schema map {path} cannot be read ({type(exc).__name__}).") from None
+    text = read_input_text(path, f"The schema map {path}")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -2,7 +2,9 @@
 
 Rows of an integer-keyed table get the ids ``first .. first + n - 1`` where ``first`` is
 reserved from the table's sequence, so that the platform's own inserts (which draw from
-the same sequence) never collide with ours, before or after the run.
+the same sequence) never collide with ours, before or after the run.  The block starts
+above the table's highest id as well, so rows someone inserted with explicit ids ahead of
+the sequence cannot collide with it either (the max is read on the primary key's index).
 
 How the block is taken, safely under concurrency: in one short transaction, the table
 is locked ``SHARE ROW EXCLUSIVE`` (it conflicts with the ``ROW EXCLUSIVE`` lock every
@@ -25,6 +27,7 @@ import asyncpg
 
 from .errors import SchemaMismatch
 from .reflect import TablePlan
+from .schema_map import quote_identifier
 
 __all__ = ["LOCK_TIMEOUT_MS", "reserve_id_blocks"]
 
@@ -61,8 +64,12 @@ async def reserve_id_blocks(
                 first[plan.contract] = 1
                 continue
             await conn.execute(f"LOCK TABLE {plan.qualified} IN SHARE ROW EXCLUSIVE MODE")
+            # the block starts above every id in the table, not just at the sequence: rows inserted
+            # with explicit ids ahead of the sequence must never collide with the run's
+            highest = await conn.fetchval(f"SELECT max({quote_identifier(plan.id_column)}) FROM {plan.qualified}")
             last = await conn.fetchval(
-                "SELECT setval($1::regclass, nextval($1::regclass) + $2::bigint - 1)", plan.id_sequence, n
+                "SELECT setval($1::regclass, greatest(nextval($1::regclass), $3::bigint + 1) + $2::bigint - 1)",
+                plan.id_sequence, n, int(highest or 0),
             )
             first[plan.contract] = int(last) - n + 1
     return first

@@ -34,15 +34,37 @@ def _check_existing(path: Path) -> None:
         raise StateDirUnsafe(f"The state directory {path} is world-writable; refusing to keep credentials there.")
 
 
+_VIRTUAL = (Path("/proc"), Path("/sys"), Path("/dev"))
+
+
 def ensure_state_dir(path: Path) -> Path:
     """Create the state directory if needed (0711: the embedded server's own user must
-    traverse it to reach its data directory), or check an existing one."""
+    traverse it to reach its data directory), or check an existing one, and its ``runs/``:
+    everything that makes credentials unsafe is refused here, before any write elsewhere."""
     path = Path(path)
-    if path.exists() or path.is_symlink():
-        _check_existing(path)
-        return path
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o711)
+    resolved = path.resolve()
+    virtual = [v for v in _VIRTUAL if resolved == v or v in resolved.parents]
+    if virtual:
+        raise StateDirUnsafe(
+            f"The state directory {path} is under {virtual[0]}, a kernel file system; "
+            "give a directory on a real disk with --state-dir."
+        )
+    try:
+        if path.exists() or path.is_symlink():
+            _check_existing(path)
+        else:
+            path.mkdir(parents=True, exist_ok=True)
+            os.chmod(path, 0o711)
+        runs = runs_dir(path)
+        if runs.is_symlink():
+            raise StateDirUnsafe(f"The runs directory {runs} is a symlink; refusing to keep credentials there.")
+        if runs.exists() and not runs.is_dir():
+            raise StateDirUnsafe(f"The runs directory {runs} exists and is not a directory.")
+    except OSError as exc:
+        raise StateDirUnsafe(
+            f"The state directory {path} cannot be used ({exc.strerror or type(exc).__name__}); "
+            "give another one with --state-dir."
+        ) from None
     return path
 
 

@@ -106,6 +106,7 @@ class TablePlan:
     flavour_reason: str = ""
     extended: bool = False  # the builder's rows carry the extra fields
     concept_columns: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    vocab: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # column → value renames applied
 
     def concept_column(self, concept: str) -> str | None:
         """The first live column a concept is written to (None when it is not)."""

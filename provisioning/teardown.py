@@ -32,7 +32,7 @@ import asyncpg
 
 from .credentials import remove_run_dir
 from .database import ResolvedDatabase
-from .errors import InputError, Interrupted, RunNotFound, TeardownIncomplete
+from .errors import DatabaseRefused, InputError, Interrupted, RunNotFound, TeardownIncomplete
 from .fkgraph import ForeignKeyGraph, GraphTable, reflect_graph
 from .fkgraph import Path as FkPath
 from .ledger import (
@@ -245,6 +245,19 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
+# a role without the privilege, a read-only transaction or standby, a lock not granted in time
+_REFUSED_STATES = ("42501", "25006", "55P03")
+
+
+def _refused(exc: asyncpg.PostgresError, command: str) -> Exception:
+    """``DatabaseRefused`` (exit 15) for a refusal before anything was deleted; else ``exc`` itself."""
+    if str(getattr(exc, "sqlstate", "") or "") in _REFUSED_STATES:
+        return DatabaseRefused(
+            f"PostgreSQL refused what {command} needs ({_first_line(exc)}); nothing was deleted."
+        )
+    return exc
+
+
 def _failed(run_id: str, table: str, exc: BaseException) -> TeardownIncomplete:
     text = _first_line(exc)
     return TeardownIncomplete(
@@ -419,9 +432,12 @@ async def _remove_rows(
         ) from exc
     extra = [await open_connection(db) for _ in range(min(settings.jobs, len(chunks)) - 1)]
     try:
-        async with conn.transaction():
-            await _take_tenants_offline(conn, run, ids, settings)
-            await set_status(conn, run_id, "tearing_down", schema=settings.ledger_schema)
+        try:  # the first write: a read-only role or database says no here, before any delete
+            async with conn.transaction():
+                await _take_tenants_offline(conn, run, ids, settings)
+                await set_status(conn, run_id, "tearing_down", schema=settings.ledger_schema)
+        except asyncpg.PostgresError as exc:
+            raise _refused(exc, "provision down") from exc
         progress(ProgressEvent("phase", name="delete", data={"run_id": run_id}))
         deleted = await _delete([conn, *extra], graph, needed, run_id, chunks, progress)
     finally:
@@ -510,13 +526,19 @@ async def forget_history(settings: DownSettings) -> list[str]:
         if settings.run_id is None:
             if not settings.all_runs:
                 raise InputError("Name a run to forget, or pass --removed to forget every removed run.")
-            return await forget_removed_runs(conn, settings.ledger_schema)
+            try:
+                return await forget_removed_runs(conn, settings.ledger_schema)
+            except asyncpg.PostgresError as exc:
+                raise _refused(exc, "forgetting removed runs") from exc
         run = await find_run(conn, settings.run_id, settings.ledger_schema)
         if run.status != "removed":
             raise InputError(
                 f"Run {run.run_id} is '{run.status}', not removed; remove it with 'provision down {run.run_id}' first."
             )
-        await forget_run(conn, run.run_id, settings.ledger_schema)
+        try:
+            await forget_run(conn, run.run_id, settings.ledger_schema)
+        except asyncpg.PostgresError as exc:
+            raise _refused(exc, "forgetting a run") from exc
         return [run.run_id]
     finally:
         await close_quietly(conn)

@@ -3,7 +3,8 @@
 ``RunState`` holds what the undo needs: the run id, whether the run row was recorded,
 the tenant ids, the table plans, and every connection and task the run opened.
 ``failure`` turns any exception (an error, a lost connection, Ctrl-C) into the one
-exception to report, after deleting the run's rows (children first, by tenant id) and
+exception to report, after deleting the run's rows (children first, by the tenant ids the
+ledger committed with the tenants, never by ids the run only meant to use) and
 marking it ``failed``; if even that is impossible the run stays ``provisioning`` with its
 tenants in the ledger and the message says that ``provision down`` finishes the job.
 """
@@ -104,6 +105,14 @@ class RunState:
         self.phases["hash"] = time.perf_counter() - started
         return result
 
+    async def committed_tenants(self, conn: asyncpg.Connection) -> list[Any]:
+        """The run's tenant ids that the ledger holds: ``run_tenants`` rows commit in the tenants'
+        own transaction, so these and only these tenants are certainly the run's.  An id the run
+        meant to use but whose insert failed (say, taken by a row someone inserted meanwhile)
+        is not among them, and nothing of that tenant is deleted."""
+        recorded = set(await ledger.run_tenant_ids(conn, self.run_id, self.settings.ledger_schema))
+        return [t for t in self.tenant_ids if str(t) in recorded]
+
     async def undo(self, ctl: asyncpg.Connection | None, error: str) -> str | None:
         """Delete the run's rows and mark it failed; return None on success, else why not.
 
@@ -133,8 +142,9 @@ class RunState:
                 await conn.execute("SET lock_timeout = '30s'")
                 await ledger.acquire_run_lock(conn, self.run_id, wait=True)
             async with conn.transaction():
-                if self.tenant_ids:
-                    await delete_run_rows(conn, self.plans, self.tenant_ids)
+                ours = await self.committed_tenants(conn)
+                if ours:
+                    await delete_run_rows(conn, self.plans, ours)
                 await ledger.set_status(
                     conn, self.run_id, "failed", error=error[:500], schema=self.settings.ledger_schema
                 )

@@ -124,6 +124,13 @@ def load_accounts(path: Path) -> list[Account]:
         raise CredentialsError(f"The credentials file {path} is empty: it holds no accounts.")
     if not text.endswith("\n"):
         raise CredentialsError(f"The credentials file {path} is truncated: its last line is incomplete.")
+    try:
+        return _parse_accounts(path, text)
+    except csv.Error as exc:  # e.g. a field over the csv module's limit (128 KiB): no pool has such a field
+        raise CredentialsError(f"The credentials file {path} cannot be read as CSV ({exc}).") from None
+
+
+def _parse_accounts(path: Path, text: str) -> list[Account]:
     reader = csv.reader(text.splitlines())
     header = [h.strip() for h in next(reader)]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]

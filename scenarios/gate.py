@@ -406,8 +406,12 @@ def resource_checks(resources: PlatformResources, targets: GateTargets) -> list[
     ]
 
 
-def render_table(checks: list[Check], *, notes: Iterable[str] = ()) -> str:
-    """The gate's table (target, measured, verdict) and a closing verdict line."""
+def render_table(checks: list[Check], *, notes: Iterable[str] = (), exit_code: int | None = None) -> str:
+    """The gate's table (target, measured, verdict) and a closing verdict line.
+
+    ``exit_code`` is the code the process really returns (Locust's ``quit`` event gives it);
+    the verdict line never claims a code the process does not exit with.
+    """
     header = ("check", "target", "measured", "verdict")
     rows = [header, *[(c.name, c.target, c.measured, c.verdict) for c in checks]]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
@@ -421,8 +425,14 @@ def render_table(checks: list[Check], *, notes: Iterable[str] = ()) -> str:
     unmeasured = sum(1 for c in checks if c.unmeasured)
     tail = f"; {unmeasured} not measured" if unmeasured else ""
     lines.extend(f"note: {n}" for n in notes)
+    natural = EXIT_BREACH if failed else EXIT_PASS
+    code = natural if exit_code is None else exit_code
     if failed:
-        lines.append(f"Gate: BREACH - {len(failed)} of {len(judged)} checks failed{tail} (exit code {EXIT_BREACH}).")
+        lines.append(f"Gate: BREACH - {len(failed)} of {len(judged)} checks failed{tail} (exit code {code}).")
+    elif code == EXIT_PASS:
+        lines.append(f"Gate: PASS - all {len(judged)} checks passed{tail} (exit code {code}).")
     else:
-        lines.append(f"Gate: PASS - all {len(judged)} checks passed{tail} (exit code {EXIT_PASS}).")
+        lines.append(
+            f"Gate: FAILED RUN - the {len(judged)} checks passed{tail}, but the run failed (exit code {code})."
+        )
     return "\n".join(lines)

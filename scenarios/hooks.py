@@ -68,7 +68,8 @@ class RunState:
     profile: LoadProfile | None = None
     baseline: Baseline | None = None
     failure: str | None = None
-    table: str | None = None
+    checks: list[Check] | None = None
+    notes: list[str] = field(default_factory=list)
     stopping: bool = False
     first_account: Account | None = None
     api: ApiSetup | None = None
@@ -305,6 +306,11 @@ def _notes(state: RunState, figures: Any, broker: PoolBroker | None, exceptions:
         e.requests > e.failures for e in figures.endpoints
     ):
         notes.append(f"No request succeeded: is the platform at {host} up and reachable?")
+    if broker is not None and broker.reclaimed:
+        notes.append(
+            f"{broker.reclaimed} leases were taken back from Locust workers that vanished, "
+            f"and their accounts handed out again."
+        )
     if broker is not None and broker.reused:
         notes.append(
             f"The pool was short: {broker.reused} leases shared an account already in use "
@@ -378,11 +384,8 @@ def _on_quitting(environment: Environment, **_kw: Any) -> None:
         code = None
     else:
         code = EXIT_BREACH if any(c.passed is False for c in checks) else EXIT_PASS
-    notes = _notes(state, figures, broker, exceptions, environment.host)
-    if state.options.gate:
-        state.table = render_table(checks, notes=notes)
-    elif notes:
-        state.table = "\n".join(f"note: {n}" for n in notes)
+    state.notes = _notes(state, figures, broker, exceptions, environment.host)
+    state.checks = checks if state.options.gate else None
     if code is not None:
         environment.process_exit_code = code
     if state.options.results_json:
@@ -396,8 +399,13 @@ def _on_quitting(environment: Environment, **_kw: Any) -> None:
 
 @events.quit.add_listener
 def _on_quit(exit_code: int, **_kw: Any) -> None:
+    """The gate's table, with the exit code the process really returns (Locust's own, from ``quit``)."""
     for state in list(_STATES.values()):
-        if state.table:
-            sys.stdout.write("\n" + state.table + "\n")
+        if state.checks is not None:
+            table = render_table(state.checks, notes=state.notes, exit_code=exit_code)
+        else:
+            table = "\n".join(f"note: {n}" for n in state.notes)
+        state.checks, state.notes = None, []
+        if table:
+            sys.stdout.write("\n" + table + "\n")
             sys.stdout.flush()
-            state.table = None

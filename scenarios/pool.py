@@ -12,8 +12,14 @@ Instead the pool is loaded once, on the master (or the local runner), and
 
 The master handles one message at a time, so no account is ever leased twice at once.
 A lease that arrives for a user that is gone (killed while waiting, timed out) is handed
-straight back by the worker; accounts held by a worker that vanished are reclaimed once
-the master has dropped that worker.  Leases carry what a worker needs - the account, the
+straight back by the worker.  Accounts held by a worker that vanished (killed, its host
+lost) are reclaimed as soon as Locust's master drops that worker from its workers: Locust
+re-dispatches the lost users to the survivors in the same step, so every checkout that
+finds the pool dry first reclaims the accounts of dropped workers (and a timer does it
+every second besides).  A worker that is only *missing* (no heartbeat for a few seconds)
+keeps its accounts: it may come back, and its users still hold them; Locust gives its
+users to others only once it drops it (about a minute later, when the worker has also
+stopped itself for want of the master's heartbeat).  Leases carry what a worker needs - the account, the
 tenant's object ids from the manifest (and, for isolation probes, other tenants' ids) and
 the routes - so worker hosts need no files.  Leases carry passwords: keep the master's
 port (5557) on a trusted network.
@@ -66,6 +72,10 @@ CHECKOUT_MESSAGE = "loadkit_pool_checkout"
 LEASE_MESSAGE = "loadkit_pool_lease"
 CHECKIN_MESSAGE = "loadkit_pool_checkin"
 POLICIES = ("fail", "reuse")
+LOCAL_HOLDER = "local"
+"""The holder name of the local runner's (and the master's own) users."""
+RECLAIM_INTERVAL_S = 1.0
+"""How often the master looks for accounts held by workers it dropped (besides every dry checkout)."""
 FOREIGN_SAMPLE = 40
 """How many of other tenants' ids (per kind) an isolation probe receives."""
 
@@ -114,10 +124,15 @@ class PoolSnapshot:
     in_use: int
     free: int
     peak_in_use: int
+    """Most accounts that had a live holder at one moment (never above ``size``)."""
     checkouts: int
     reused: int
     policy: str
     exhausted_need: int | None
+    peak_leases: int = 0
+    """Most live leases at one moment (above ``peak_in_use`` only when ``reuse`` shared accounts)."""
+    reclaimed: int = 0
+    """Leases taken back from workers that vanished."""
 
 
 def interleave_by_tenant(accounts: Sequence[Account]) -> list[Account]:
@@ -160,6 +175,8 @@ class PoolBroker:
         self._holders: dict[str, Counter[str]] = {}
         self._foreign: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self.peak_in_use = 0
+        self.peak_leases = 0
+        self.reclaimed = 0
         self.checkouts = 0
         self.reused = 0
         self.exhausted_need: int | None = None
@@ -193,6 +210,8 @@ class PoolBroker:
             self.reused,
             self.policy,
             self.exhausted_need,
+            self.peak_leases,
+            self.reclaimed,
         )
 
     def holders_of(self, email: str) -> dict[str, int]:
@@ -212,7 +231,8 @@ class PoolBroker:
         self._holders.setdefault(email, Counter())[holder] += 1
         self.checkouts += 1
         self._live += 1
-        self.peak_in_use = max(self.peak_in_use, self._live)
+        self.peak_in_use = max(self.peak_in_use, len(self._holders))
+        self.peak_leases = max(self.peak_leases, self._live)
         return self._lease(self.accounts[email], probe=probe, reused=reused)
 
     def checkin(self, email: str, holder: str) -> bool:
@@ -237,6 +257,16 @@ class PoolBroker:
             for _ in range(self._holders[email][holder]):
                 self.checkin(email, holder)
                 released += 1
+        self.reclaimed += released
+        return released
+
+    def release_vanished(self, present: set[str], keep: frozenset[str] = frozenset({LOCAL_HOLDER})) -> dict[str, int]:
+        """Take back the accounts of every holder not in ``present`` (the master's workers); per holder, how many."""
+        released: dict[str, int] = {}
+        for holder in self.holder_ids() - present - keep:
+            count = self.release_holder(holder)
+            if count:
+                released[holder] = count
         return released
 
     def holder_ids(self) -> set[str]:
@@ -275,7 +305,7 @@ ExhaustedCallback = Callable[[PoolBroker], None]
 class LocalPoolClient:
     """The local runner's (and the master's own) client: direct calls into the broker."""
 
-    def __init__(self, broker: PoolBroker, on_exhausted: ExhaustedCallback, holder: str = "local") -> None:
+    def __init__(self, broker: PoolBroker, on_exhausted: ExhaustedCallback, holder: str = LOCAL_HOLDER) -> None:
         self.broker = broker
         self._on_exhausted = on_exhausted
         self._holder = holder
@@ -365,8 +395,14 @@ def install_pool_master(environment: Environment, broker: PoolBroker, on_exhaust
         return
     master: MasterRunner = runner
 
+    def reclaim() -> None:
+        for holder, released in broker.release_vanished(set(master.clients)).items():
+            log.warning("Reclaimed %d account(s) held by worker %s, which Locust dropped.", released, holder)
+
     def on_checkout(environment: Environment, msg: Any, **_kw: Any) -> None:
         data = msg.data or {}
+        if broker.free == 0:
+            reclaim()  # Locust re-dispatches a dropped worker's users at once: take its accounts back first
         lease = broker.checkout(msg.node_id, probe=bool(data.get("probe")))
         reply: dict[str, Any] = {"rid": data.get("rid"), "lease": lease.to_wire() if lease else None}
         if lease is None:
@@ -382,11 +418,8 @@ def install_pool_master(environment: Environment, broker: PoolBroker, on_exhaust
 
     def reclaim_from_vanished_workers() -> None:
         while True:
-            gevent.sleep(5)
-            for holder in broker.holder_ids() - set(master.clients):
-                released = broker.release_holder(holder)
-                if released:
-                    log.warning("Reclaimed %d account(s) held by worker %s, which is gone.", released, holder)
+            gevent.sleep(RECLAIM_INTERVAL_S)
+            reclaim()
 
     master.register_message(CHECKOUT_MESSAGE, on_checkout)
     master.register_message(CHECKIN_MESSAGE, on_checkin)

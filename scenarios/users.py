@@ -8,7 +8,9 @@ core of ``HttpUser``) does the session work:
   ``dialects.py`` builds the bodies and reads the answers); the bearer token is kept;
 * a 401 on any call means the token expired or was revoked: the user logs in again
   ONCE and retries the call (re-logins are recorded as ``<login path> (re-login)``;
-  the expired answer itself is not recorded, the retried call is);
+  the expired answer itself is not recorded, the retried call is).  A 401 for a token
+  that was never accepted (a platform that refuses the tokens it issues) is a failure
+  and backs off like a failed login, so it never loops logins;
 * a failed login is retried at a later task, after a back-off (1 s doubling to 30 s),
   so that a platform whose logins fail is not flooded with bcrypt work;
 * ``on_stop`` hands the account back.  A user that got no account (the pool ran dry)
@@ -16,9 +18,11 @@ core of ``HttpUser``) does the session work:
 
 Every answer is judged, never trusted: a status other than the expected one, a rate
 limiter's refusal (a 429, or any refusal with ``X-RateLimit-Remaining: 0``: counted and
-explained by the gate), a body that is not JSON, a list without its
-items, a timeout or a dropped connection is a failure in Locust's statistics, and the
-user carries on.  No exception escapes a user: a platform misbehaving under load must
+explained by the gate), a redirect (never followed), a body that is not
+JSON or too large, a list without its items, a timeout or a dropped connection is a
+failure in Locust's statistics, and the user carries on (``http_guard.py`` reads the
+answers within a deadline and a size cap).  A 401 right after a fresh login backs off
+like a failed login.  No exception escapes a user: a platform misbehaving under load must
 not kill greenlets (Locust's exit code 2).
 
 Class attributes a subclass may change: ``probe`` (ask the pool for other tenants'
@@ -43,6 +47,7 @@ from locust.exception import StopUser
 
 from .dialects import AgentPayloads, login_request, rate_limit_refusal, token_from
 from .gate import ISOLATION_BREACH, ISOLATION_PREFIX
+from .http_guard import bearer_token_problem, guarded_request, redirect_reason
 from .options import DEFAULT_WAIT_TIME, parse_wait_time
 from .pool import Lease, pool_client_for
 from .routes import RELOGIN_SUFFIX, Routes
@@ -51,6 +56,7 @@ __all__ = ["AgenticBaseUser", "AgenticPlatformUser", "ReadOnlyUser", "TenantIsol
 
 log = logging.getLogger(__name__)
 
+FRESH_TOKEN_REFUSED = "HTTP 401 for a freshly issued token (the platform refuses its own tokens); logins back off"
 _warned: set[str] = set()
 
 
@@ -71,12 +77,15 @@ class AgenticBaseUser(FastHttpUser):
     login_backoff_s: ClassVar[tuple[float, float]] = (1.0, 30.0)
     """After a failed login, wait this long (doubling up to the maximum) before the next try:
     a platform whose logins fail must not be flooded with bcrypt work by the load generator."""
+    max_redirects = 0
+    """Never follow a redirect: a redirected login would re-send the credentials elsewhere."""
 
     def __init__(self, environment: Environment) -> None:
         opts = environment.parsed_options
         timeout = float(getattr(opts, "request_timeout", 10.0) or 10.0)
         self.network_timeout = timeout
         self.connection_timeout = timeout
+        self._timeout = timeout
         super().__init__(environment)
         try:
             low, high = parse_wait_time(getattr(opts, "wait_time", DEFAULT_WAIT_TIME) or DEFAULT_WAIT_TIME)
@@ -90,6 +99,7 @@ class AgenticBaseUser(FastHttpUser):
         self._agent_ids: list[str] = []
         self._login_failures = 0
         self._next_login_at = 0.0
+        self._token_accepted = False
         self._payloads: AgentPayloads | None = None
 
     def wait_time(self) -> float:
@@ -128,37 +138,55 @@ class AgenticBaseUser(FastHttpUser):
         body, headers = login_request(routes, account.email, account.password)
         name = routes.login + RELOGIN_SUFFIX if relogin else routes.login
         self._auth = None
-        with self.client.request(
-            "POST", routes.login, name=name, data=body, headers=headers, catch_response=True
-        ) as resp:
+        with self._request("POST", routes.login, name, data=body, headers=headers) as resp:
             code = resp.status_code
-            if code == 200:
+            if resp.problem:
+                resp.failure(f"login failed: {resp.problem}")
+            elif code == 200:
                 rate_limit_refusal(code, resp.headers, routes.login)  # note the budget left
+                token = None
                 try:
-                    token = token_from(resp.json(), routes)
-                except (ValueError, TypeError):
-                    token = None
-                if token:
+                    doc = resp.json()
+                    token = token_from(doc, routes)
+                except ValueError:
+                    doc = None
+                problem = bearer_token_problem(token)
+                if problem is None:
                     self._auth = {"Authorization": f"Bearer {token}"}
-                    self._login_failures = 0
+                    self._token_accepted = False  # the back-off resets once a request accepts the token
                     resp.success()
                     return True
-                resp.failure(f"login answered 200 without the '{routes.token_field}' field")
+                if doc is None:
+                    resp.failure("login answered 200 with a body that is not JSON")
+                elif token is None:
+                    resp.failure(f"login answered 200 without the '{routes.token_field}' field")
+                else:
+                    resp.failure(f"login answered 200 with a '{routes.token_field}' that {problem}; not used")
+            elif 300 <= code < 400:
+                location = resp.headers.get("location")
+                reason = redirect_reason(code, location, self.host)
+                resp.failure(f"login refused: {reason}; credentials go only to --host")
             elif refusal := rate_limit_refusal(code, resp.headers, routes.login):
                 resp.failure(refusal)
             elif code:
                 resp.failure(f"login refused: HTTP {code}")
+        self._back_off()
+        return False
+
+    def _back_off(self) -> None:
+        """No login (and no request) until the back-off has passed: 1 s, doubling up to 30 s."""
+        self._auth = None
         self._login_failures += 1
         first, longest = self.login_backoff_s
-        self._next_login_at = time.monotonic() + min(longest, first * 2 ** (self._login_failures - 1))
-        return False
+        self._next_login_at = time.monotonic() + min(longest, first * 2 ** min(self._login_failures - 1, 30))
+
+    def _request(self, method: str, path: str, name: str, **kwargs: Any) -> Any:
+        return guarded_request(self, method, path, name=name, timeout=self._timeout, **kwargs)
 
     # -- requests --------------------------------------------------------------------------------
 
     def _send(self, method: str, path: str, name: str, body: Any, auth: bool) -> Any:
-        return self.client.request(
-            method, path, name=name, headers=self._auth if auth else None, json=body, catch_response=True
-        )
+        return self._request(method, path, name, headers=self._auth if auth else None, json=body)
 
     def call(
         self,
@@ -179,13 +207,16 @@ class AgenticBaseUser(FastHttpUser):
             if time.monotonic() < self._next_login_at or not self.login(relogin=True):
                 return None  # the last login failed: no request until the back-off has passed
         resp = self._send(method, path, name, body, auth)
-        if auth and resp.status_code == 401:
+        if auth and resp.status_code == 401 and self._token_accepted:
             if self.login(relogin=True):
                 resp = self._send(method, path, name, body, auth)
             else:
                 with resp:
                     resp.failure("HTTP 401, and logging in again failed")
                 return None
+        if auth and resp.status_code and resp.status_code != 401:
+            self._token_accepted = True
+            self._login_failures = 0
         with resp:
             return self._judge(resp, expect, list_key, breach_on, path_name=name, path=path)
 
@@ -199,7 +230,9 @@ class AgenticBaseUser(FastHttpUser):
         path: str | None = None,
     ) -> Any:
         code = resp.status_code
-        refusal = rate_limit_refusal(code, getattr(resp, "headers", None), path)
+        if resp.problem:
+            resp.failure(resp.problem)
+            return None
         if code in breach_on:
             resp.failure(f"{ISOLATION_BREACH}: {path_name} answered {code} for another tenant's object")
             return None
@@ -209,18 +242,22 @@ class AgenticBaseUser(FastHttpUser):
                 return None
             try:
                 doc = resp.json()
-            except (ValueError, TypeError):
+            except ValueError:
                 resp.failure(f"HTTP {code} with a body that is not JSON")
                 return None
             if list_key is not None and not (isinstance(doc, dict) and isinstance(doc.get(list_key), list)):
                 resp.failure(f"HTTP {code} without the '{list_key}' list")
                 return None
+            rate_limit_refusal(code, resp.headers, path)  # note the budget left
             resp.success()
             return doc
-        if refusal:
+        if refusal := rate_limit_refusal(code, resp.headers, path):
             resp.failure(refusal)
         elif code == 401:
-            resp.failure("HTTP 401 right after a fresh login")
+            resp.failure(FRESH_TOKEN_REFUSED)
+            self._back_off()
+        elif 300 <= code < 400:
+            resp.failure(redirect_reason(code, resp.headers.get("location"), self.host))
         elif code:
             resp.failure(f"HTTP {code}")
         # code 0: a connection error or timeout, recorded by Locust from the response's error
@@ -269,9 +306,13 @@ class AgenticBaseUser(FastHttpUser):
         if self.lease is None:
             raise StopUser()  # no account: this user ends quietly
         r = self.routes
-        with self.client.request("GET", r.health, name=r.health, catch_response=True) as resp:
-            if resp.status_code == 200:
+        with self._request("GET", r.health, r.health) as resp:
+            if resp.problem:
+                resp.failure(resp.problem)
+            elif resp.status_code == 200:
                 resp.success()
+            elif 300 <= resp.status_code < 400:
+                resp.failure(redirect_reason(resp.status_code, resp.headers.get("location"), self.host))
             elif resp.status_code:
                 resp.failure(f"HTTP {resp.status_code}")
 
@@ -341,16 +382,20 @@ class TenantIsolationProbe(AgenticBaseUser):
             if time.monotonic() < self._next_login_at or not self.login(relogin=True):
                 return
         for path, key in ((r.agents, r.agents_key), (r.workflows, r.workflows_key)):
-            with self.client.request(
-                "GET", path, name=ISOLATION_PREFIX + path, headers=self._auth, catch_response=True
-            ) as resp:
+            with self._request("GET", path, ISOLATION_PREFIX + path, headers=self._auth) as resp:
                 self._judge_list(resp, key, path)
 
     def _judge_list(self, resp: Any, key: str, path: str) -> None:
+        if resp.problem:
+            resp.failure(resp.problem)
+            return
         if resp.status_code != 200:
-            if resp.status_code == 401 and self.lease is not None:
+            if resp.status_code == 401 and self.lease is not None and self._token_accepted:
                 resp.success()  # token expired: log in again, the next probe counts
                 self.login(relogin=True)
+            elif resp.status_code == 401:
+                resp.failure(FRESH_TOKEN_REFUSED)
+                self._back_off()
             elif refusal := rate_limit_refusal(resp.status_code, resp.headers, path):
                 resp.failure(refusal)
             elif resp.status_code:

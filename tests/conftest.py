@@ -67,8 +67,9 @@ class DatabaseFactory:
         self.prefix = prefix
         self.created: list[str] = []
 
-    def new(self, *, schema: str | None = None) -> DatabaseTarget:
-        """A fresh empty database; with ``schema='uuid'|'integer'`` the reference platform schema in it."""
+    def new(self, *, schema: str | None = None, dialect: str = "guide") -> DatabaseTarget:
+        """A fresh empty database; with ``schema='uuid'|'integer'`` the reference platform schema in it
+        (the guide dialect's, or with ``dialect='v1'`` the platform code's 21 tables)."""
         name = f"{self.prefix}_{len(self.created)}_{secrets.token_hex(2)}"[:63]
         _run(_create_db(self.admin, name))
         self.created.append(name)
@@ -76,7 +77,7 @@ class DatabaseFactory:
         if schema:
             from agentic_loadkit.fixtures.platform.schema import create_schema
 
-            _run(create_schema(target.asyncpg_url, schema))  # type: ignore[arg-type]
+            _run(create_schema(target.asyncpg_url, schema, dialect=dialect))  # type: ignore[arg-type]
         return target
 
     def drop_all(self) -> None:
@@ -108,3 +109,15 @@ def platform_db(db_factory: DatabaseFactory) -> DatabaseTarget:
 def platform_db_int(db_factory: DatabaseFactory) -> DatabaseTarget:
     """This module's own database holding the reference platform schema (integer identity keys)."""
     return db_factory.new(schema="integer")
+
+
+@pytest.fixture(scope="module")
+def platform_v1_db(db_factory: DatabaseFactory) -> DatabaseTarget:
+    """This module's own database holding the v1 dialect's schema (the platform's code; UUID keys)."""
+    return db_factory.new(schema="uuid", dialect="v1")
+
+
+@pytest.fixture(scope="module")
+def platform_v1_db_int(db_factory: DatabaseFactory) -> DatabaseTarget:
+    """This module's own database holding the v1 dialect's schema with integer identity keys."""
+    return db_factory.new(schema="integer", dialect="v1")

@@ -1,0 +1,82 @@
+"""``provision demo`` killed with SIGKILL while Locust runs: no Locust (and no platform) is left running.
+
+A SIGKILL skips every cleanup of the demo, so its children must end on their own: the
+platform watches its parent, and the Locust child is started so that the kernel sends it
+SIGTERM when the demo dies.  The demo runs the full-length light profile (2 minutes), so a
+Locust still alive a few seconds after the kill is one the kill left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+from agentic_loadkit.provisioning.dburl import DatabaseTarget
+
+PROVISION = str(Path(sys.executable).with_name("provision"))
+ENDS_WITHIN_S = 30.0
+
+
+def _children(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def _wait_for_locust(demo: subprocess.Popen[str], timeout: float) -> list[psutil.Process]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert demo.poll() is None, "the demo ended before its Locust run started"
+        found = []
+        for child in _children(demo.pid):
+            try:
+                if "-m locust" in " ".join(child.cmdline()) and child.is_running():
+                    found.append(child)
+            except psutil.Error:
+                continue
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"no Locust child of the demo within {timeout} s")
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_sigkill_of_the_demo_leaves_no_locust_running(db_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    target: DatabaseTarget = db_factory.new()
+    demo = subprocess.Popen(
+        [PROVISION, "--state-dir", str(tmp_path / "state"), "demo", "--database-url", target.asyncpg_url,
+         "--time-scale", "1", "--bcrypt-cost", "4"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        _wait_for_locust(demo, timeout=120)
+        time.sleep(1.0)  # let the guard exec into Locust itself (the wrapper and Locust share one pid)
+        family = [p for p in _children(demo.pid) if _alive(p)]
+        assert family, "the demo has no children"
+        os.kill(demo.pid, signal.SIGKILL)
+        demo.wait(10)
+        deadline = time.monotonic() + ENDS_WITHIN_S
+        while any(_alive(p) for p in family) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = {p.pid: " ".join(p.cmdline()) for p in family if _alive(p)}
+        assert not left, f"still running {ENDS_WITHIN_S:.0f} s after the demo's SIGKILL: {left}"
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+        for proc in _children(demo.pid):
+            proc.kill()
+        for proc in psutil.process_iter(["pid", "cmdline"]):
+            if str(tmp_path) in " ".join(proc.info["cmdline"] or []):
+                proc.kill()  # only if the assertion above failed: never leave the load running
