@@ -5,14 +5,17 @@ with no think time:
 
 1. a bare ``FastHttpUser`` doing plain GETs (the ceiling of one Locust process), and
 2. ``AgenticPlatformUser`` through ``scenarios/locustfile.py`` with a credentials pool
-   (checkout, form login, bearer headers, answer checks, JSON parsing, task weights);
+   (discovery of the v1 dialect from the reference platform's own OpenAPI document, the
+   warm-up, checkout, JSON login, bearer headers, v1 create bodies with slugs, answer
+   checks, JSON parsing, task weights, and the platform ``/metrics`` scraped every 5 s);
 
 and prints both rates and their ratio (goal: >= 70 % of the bare rate).
 
 The target is nginx (Debian's ``nginx-light``/``nginx``, ``apt-get install -y nginx-light``)
-answering canned JSON that satisfies every endpoint, started on a free loopback port
-with one worker process; without nginx, a tiny asyncio server stands in (it is slower,
-so the ratio then says less).  Usage::
+answering canned JSON that satisfies every endpoint (and the OpenAPI document and a small
+Prometheus text at their paths), started on a free loopback port with one worker process;
+without nginx, a tiny asyncio server stands in (it is slower and answers one body
+everywhere, so discovery falls back to the guide dialect and the ratio says less).  Usage::
 
     /tmp/venv/bin/python bench/scenario_bench.py [--users 20] [--seconds 15]
 """
@@ -47,6 +50,7 @@ CANNED = json.dumps(
         "id": "a-1",
         "status": "ok",
         "agents": [{"id": "a-1", "name": "agent"}],
+        "data": [{"id": "a-1", "name": "agent"}],
         "workflows": [],
         "collections": [],
         "servers": [],
@@ -81,6 +85,7 @@ def start_nginx(workdir: Path, port: int) -> subprocess.Popen[bytes] | None:
     if binary is None:
         return None
     (workdir / "logs").mkdir(exist_ok=True)
+    write_documents(workdir)
     conf = workdir / "nginx.conf"
     user = "user root;\n" if os.geteuid() == 0 else ""
     conf.write_text(
@@ -94,6 +99,14 @@ http {{
     client_body_temp_path {workdir}/body;
     server {{
         listen 127.0.0.1:{port};
+        location = /v1/openapi.json {{
+            default_type application/json;
+            alias {workdir}/openapi.json;
+        }}
+        location = /metrics {{
+            default_type text/plain;
+            alias {workdir}/metrics.txt;
+        }}
         location / {{
             default_type application/json;
             return 200 '{CANNED}';
@@ -103,6 +116,22 @@ http {{
 """
     )
     return subprocess.Popen([binary, "-p", str(workdir), "-c", str(conf), "-g", "daemon off;"])
+
+
+METRICS_TEXT = (
+    "process_resident_memory_bytes 1.5e+08\nprocess_cpu_seconds_total 12.5\n"
+    "db_connection_pool_size 2.0\ndb_connection_pool_max 10.0\n"
+)
+
+
+def write_documents(workdir: Path) -> None:
+    """The reference platform's v1 OpenAPI document and a Prometheus text, for nginx to serve."""
+    from agentic_loadkit.fixtures.platform.app import create_app
+    from agentic_loadkit.fixtures.platform.settings import PlatformSettings
+
+    app = create_app(PlatformSettings(database_url="postgresql://bench@127.0.0.1/bench"), dialect="v1")
+    (workdir / "openapi.json").write_text(json.dumps(app.openapi()))
+    (workdir / "metrics.txt").write_text(METRICS_TEXT)
 
 
 ASYNC_SERVER = textwrap.dedent(

@@ -16,6 +16,7 @@ __all__ = [
     "Interrupted",
     "LoadTestFailed",
     "PlatformStartFailed",
+    "PlatformUnresponsive",
     "ProvisionError",
     "ProvisioningFailed",
     "RemoteTargetRefused",
@@ -161,3 +162,9 @@ class Interrupted(ProvisionError):
     """The operation was interrupted (Ctrl-C); whatever was started has been undone."""
 
     exit_code = 130
+
+
+class PlatformUnresponsive(ProvisionError):
+    """The platform under test gave no HTTP answer to the scenarios' warm-up in time."""
+
+    exit_code = 16

@@ -12,7 +12,19 @@ throughput, all endpoints but login > 100 /s     ``--gate-min-rps``
 logins p95                          < 2000 ms    ``--gate-login-p95-ms``
 logins error rate                   < 1 %        ``--gate-login-error-rate``
 tenant isolation breaches           = 0          (only when probes ran)
+rate-limited answers                = 0          (only when some were)
+platform DB connection pool use     < 80 %       ``--gate-db-pool-pct``
+platform resident memory            < 1024 MB    ``--gate-memory-mb``
+platform CPU, % of one core         < 70 %       ``--gate-cpu-pct``
 ==================================  ===========  ==========================
+
+Rate-limited answers (a 429, or a refusal carrying ``X-RateLimit-Remaining: 0``,
+whatever its status: v1 answers 500) are counted apart, per endpoint, and left out of
+the throughput: a limiter's fast refusals must not lift req/s over its target.  The
+three platform rows come from the platform's own ``/metrics``
+(``platform_metrics.py``); the guide's alert levels (90 %, 2 GB, 90 %) are named in the
+row when crossed.  A row the platform gave no figure for says "not measured": it is
+neither a pass nor a breach.
 
 Logins get their own lines: a bcrypt login costs the platform ~240 ms of CPU, and a
 ramp-up's burst of logins says nothing about the API's latency.  The guide's 2 s alert
@@ -28,10 +40,15 @@ trusted).  Locust's own "exit 1 on any failed request" does not apply: an error 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from locust.stats import RequestStats, StatsEntry
+
+if TYPE_CHECKING:
+    from .platform_metrics import PlatformResources
 
 __all__ = [
     "EXIT_BREACH",
@@ -42,20 +59,24 @@ __all__ = [
     "Check",
     "EndpointFigures",
     "GateTargets",
+    "RateLimited",
     "RunFigures",
     "collect_figures",
     "evaluate",
     "render_table",
+    "resource_checks",
 ]
 
 EXIT_PASS = 0
 EXIT_BREACH = 3
-RATE_LIMITED = "429 rate limited by the platform"
-"""Start of the failure message of every 429 answer (counted and explained by the gate)."""
+RATE_LIMITED = "rate limited by the platform"
+"""Start of the failure message of every answer the platform's rate limiter refused (counted and explained)."""
 ISOLATION_BREACH = "tenant isolation breached"
 """Start of the failure message of an isolation probe that got another tenant's object."""
 ISOLATION_PREFIX = "[isolation] "
 """Prefix of the statistics names of the isolation probe's requests."""
+_LIMITED_STATUS = re.compile(r"\(HTTP (\d+)")
+_LIMITED_LIMIT = re.compile(r"X-RateLimit-Limit: ([^)]+)\)")
 
 
 @dataclass(frozen=True)
@@ -66,6 +87,13 @@ class GateTargets:
     min_rps: float = 100.0
     login_p95_ms: float = 2000.0
     login_error_rate_pct: float = 1.0
+    db_pool_pct: float = 80.0
+    memory_mb: float = 1024.0
+    cpu_pct: float = 70.0
+
+
+ALERTS = {"db_pool_pct": 90.0, "memory_mb": 2048.0, "cpu_pct": 90.0}
+"""The guide's alert levels of the platform rows (named in a row that crosses them)."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +130,17 @@ class EndpointFigures:
 
 
 @dataclass(frozen=True)
+class RateLimited:
+    """Refusals of the platform's rate limiter on one endpoint."""
+
+    method: str
+    name: str
+    count: int
+    statuses: tuple[int, ...]
+    limits: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class RunFigures:
     endpoints: tuple[EndpointFigures, ...]
     totals: EndpointFigures
@@ -112,6 +151,16 @@ class RunFigures:
     isolation_requests: int = 0
     errors: tuple[tuple[str, int], ...] = field(default=())
     login_names: frozenset[str] = field(default=frozenset())
+    rate_limited_endpoints: tuple[RateLimited, ...] = field(default=())
+
+    @property
+    def rate_limited_api(self) -> int:
+        """Refusals of the limiter on all endpoints but logins (left out of the throughput)."""
+        return sum(r.count for r in self.rate_limited_endpoints if r.name not in self.login_names)
+
+    @property
+    def rate_limit_statuses(self) -> frozenset[int]:
+        return frozenset(c for r in self.rate_limited_endpoints for c in r.statuses)
 
 
 @dataclass(frozen=True)
@@ -124,9 +173,12 @@ class Check:
     passed: bool | None
     target_value: float | None = None
     measured_value: float | None = None
+    unmeasured: bool = False
 
     @property
     def verdict(self) -> str:
+        if self.unmeasured:
+            return "not measured"
         return {True: "pass", False: "BREACH", None: "-"}[self.passed]
 
     def as_dict(self) -> dict[str, object]:
@@ -176,10 +228,17 @@ def collect_figures(stats: RequestStats, login_names: Iterable[str]) -> RunFigur
     login_entries = [e for e in entries if e.name in logins]
     rate_limited = breaches = 0
     errors: list[tuple[str, int]] = []
+    limited: dict[tuple[str, str], list[Any]] = {}
     for err in stats.errors.values():
         text = str(err.error)
         if RATE_LIMITED in text:
             rate_limited += err.occurrences
+            books = limited.setdefault((err.method, err.name), [0, set(), set()])
+            books[0] += err.occurrences
+            if m := _LIMITED_STATUS.search(text):
+                books[1].add(int(m.group(1)))
+            if m := _LIMITED_LIMIT.search(text):
+                books[2].add(m.group(1))
         if ISOLATION_BREACH in text:
             breaches += err.occurrences
         errors.append((err.to_name(), err.occurrences))
@@ -193,6 +252,10 @@ def collect_figures(stats: RequestStats, login_names: Iterable[str]) -> RunFigur
         isolation_requests=sum(e.num_requests for e in entries if e.name.startswith(ISOLATION_PREFIX)),
         errors=tuple(sorted(errors, key=lambda x: -x[1])),
         login_names=logins,
+        rate_limited_endpoints=tuple(
+            RateLimited(method, name, b[0], tuple(sorted(b[1])), tuple(sorted(b[2])))
+            for (method, name), b in sorted(limited.items(), key=lambda kv: -kv[1][0])
+        ),
     )
 
 
@@ -230,24 +293,26 @@ def evaluate(figures: RunFigures, targets: GateTargets) -> list[Check]:
                 ep.p95_ms,
             )
         )
+    limited = figures.rate_limited_api
     if total.requests:
         rate = total.error_rate_pct
+        of_which = f", {limited} of them rate-limited" if limited else ""
         checks.append(
             Check(
                 "error rate, all endpoints but logins",
                 f"< {targets.error_rate_pct:g} %",
-                f"{rate:.2f} % ({total.failures}/{total.requests})",
+                f"{rate:.2f} % ({total.failures}/{total.requests}{of_which})",
                 rate < targets.error_rate_pct,
                 targets.error_rate_pct,
                 rate,
             )
         )
-    rps = total.rps
+    rps = (total.requests - limited) / figures.duration_s if figures.duration_s > 0 else 0.0
     checks.append(
         Check(
             "throughput, all endpoints but logins",
             f"> {targets.min_rps:g} req/s",
-            f"{rps:.1f} req/s",
+            f"{rps:.1f} req/s" + (" (rate-limited answers left out)" if limited else ""),
             rps > targets.min_rps,
             targets.min_rps,
             rps,
@@ -286,7 +351,59 @@ def evaluate(figures: RunFigures, targets: GateTargets) -> list[Check]:
                 figures.isolation_breaches,
             )
         )
+    checks.extend(_rate_limit_checks(figures))
     return checks
+
+
+def _rate_limit_checks(figures: RunFigures) -> list[Check]:
+    """One judged row for all rate-limited answers, and one shown (not judged) per endpoint."""
+    if not figures.rate_limited:
+        return []
+    answered = figures.totals.requests + (figures.logins.requests if figures.logins else 0)
+    rows = [
+        Check(
+            "rate-limited answers (429, or X-RateLimit-Remaining: 0)",
+            "= 0",
+            f"{figures.rate_limited} of {answered} answers",
+            False,
+            0,
+            figures.rate_limited,
+        )
+    ]
+    requests = {(e.method, e.name): e.requests for e in figures.endpoints}
+    for r in figures.rate_limited_endpoints:
+        statuses = "/".join(str(c) for c in r.statuses) or "?"
+        rows.append(
+            Check(
+                f"  rate-limited {r.method} {r.name}",
+                "-",
+                f"{r.count} of {requests.get((r.method, r.name), r.count)} (HTTP {statuses})",
+                None,
+                None,
+                r.count,
+            )
+        )
+    return rows
+
+
+def _resource_row(name: str, target: float, alert: float, unit: str, measure: Any, scale: float = 1.0) -> Check:
+    if not measure.measured:
+        return Check(name, f"< {target:g}{unit}", f"not measured: {measure.reason}", None, target, None, True)
+    value = measure.value / scale
+    text = measure.text + (f"; above the guide's alert level ({alert:g}{unit})" if value > alert else "")
+    return Check(name, f"< {target:g}{unit}", text, value < target, target, value)
+
+
+def resource_checks(resources: PlatformResources, targets: GateTargets) -> list[Check]:
+    """The platform rows (DB pool, memory, CPU) from its ``/metrics``; 'not measured' when it gave none."""
+    return [
+        _resource_row("platform DB connection pool use", targets.db_pool_pct, ALERTS["db_pool_pct"], " %",
+                      resources.db_pool_pct),
+        _resource_row("platform resident memory", targets.memory_mb, ALERTS["memory_mb"], " MB",
+                      resources.memory_bytes, 2**20),
+        _resource_row("platform CPU, % of one core per process", targets.cpu_pct, ALERTS["cpu_pct"], " %",
+                      resources.cpu_pct),
+    ]
 
 
 def render_table(checks: list[Check], *, notes: Iterable[str] = (), exit_code: int | None = None) -> str:
@@ -304,13 +421,18 @@ def render_table(checks: list[Check], *, notes: Iterable[str] = (), exit_code: i
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
     failed = [c for c in checks if c.passed is False]
+    judged = [c for c in checks if c.passed is not None]
+    unmeasured = sum(1 for c in checks if c.unmeasured)
+    tail = f"; {unmeasured} not measured" if unmeasured else ""
     lines.extend(f"note: {n}" for n in notes)
     natural = EXIT_BREACH if failed else EXIT_PASS
     code = natural if exit_code is None else exit_code
     if failed:
-        lines.append(f"Gate: BREACH - {len(failed)} of {len(checks)} checks failed (exit code {code}).")
+        lines.append(f"Gate: BREACH - {len(failed)} of {len(judged)} checks failed{tail} (exit code {code}).")
     elif code == EXIT_PASS:
-        lines.append(f"Gate: PASS - all {len(checks)} checks passed (exit code {code}).")
+        lines.append(f"Gate: PASS - all {len(judged)} checks passed{tail} (exit code {code}).")
     else:
-        lines.append(f"Gate: FAILED RUN - the {len(checks)} checks passed, but the run failed (exit code {code}).")
+        lines.append(
+            f"Gate: FAILED RUN - the {len(judged)} checks passed{tail}, but the run failed (exit code {code})."
+        )
     return "\n".join(lines)

@@ -2,23 +2,27 @@
 
 * ``init_command_line_parser``: the scenarios' options (``options.py``).
 * ``init``: validate options (one sentence and exit 2 on a bad value), attach or detach
-  the profile shape, choose the default user classes, load routes, the credentials pool
-  and the baseline on the master/local runner (exit 12 on a bad pool), install the pool
-  client on workers, and ``/metrics`` on the web UI.
-* ``test_start`` (master/local): refuse early a run that needs more accounts than the
-  pool holds (``--pool-exhausted fail``).
+  the profile shape, choose the default user classes, load the credentials pool and the
+  baseline on the master/local runner (exit 12 on a bad pool), then, when the host is
+  known, discover the platform's dialect (routes file over it) and warm it up (exit 16
+  when it does not answer; ``api_setup.py``); install the pool client on workers, and
+  ``/metrics`` on the web UI.
+* ``test_start`` (master/local): discover and warm up now if the host was set in the web
+  UI (or changed); refuse early a run that needs more accounts than the pool holds
+  (``--pool-exhausted fail``); warn when the rate limit seen is below the planned load;
+  start scraping the platform's ``/metrics``.  ``test_stop``: the last scrape.
 * ``quitting`` (master/local, registered first so that it runs last, after the master
   has collected the workers' final reports): the gate's verdict, the results JSON and
   the process exit code.  ``quit``: the gate's table, printed after Locust's summary.
 
-Exit codes: 0 pass; 3 gate breach; 12 credentials pool failure; 2 bad option or a
-scenario bug (an exception in user code); Locust's own codes otherwise (``--no-gate``).
+Exit codes: 0 pass; 3 gate breach; 12 credentials pool failure; 16 the platform did not
+answer the warm-up; 2 bad option or a scenario bug (an exception in user code); Locust's
+own codes otherwise (``--no-gate``).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import weakref
 from dataclasses import asdict, dataclass, field
@@ -33,10 +37,12 @@ from locust import log as locust_log
 from locust.env import Environment
 from locust.runners import WorkerRunner
 
-from .credentials import PoolSource, TenantCatalog, load_accounts, load_catalog, resolve_pool_source
-from .gate import EXIT_BREACH, EXIT_PASS, Check, collect_figures, evaluate, render_table
+from .api_setup import ApiSetup, check_preflight, metrics_scraper, prepare_api
+from .credentials import Account, PoolSource, TenantCatalog, load_accounts, load_catalog, resolve_pool_source
+from .gate import EXIT_BREACH, EXIT_PASS, Check, collect_figures, evaluate, render_table, resource_checks
 from .metrics import install_metrics
 from .options import ScenarioOptions, add_options
+from .platform_metrics import PlatformMetricsScraper, PlatformResources
 from .pool import PoolBroker, broker_for, install_pool_master, install_pool_worker
 from .results import Baseline, build_results, compare_with_baseline, load_baseline, write_results
 from .routes import Routes, load_routes
@@ -65,6 +71,9 @@ class RunState:
     checks: list[Check] | None = None
     notes: list[str] = field(default_factory=list)
     stopping: bool = False
+    first_account: Account | None = None
+    api: ApiSetup | None = None
+    scraper: PlatformMetricsScraper | None = None
 
 
 _STATES: weakref.WeakKeyDictionary[Environment, RunState] = weakref.WeakKeyDictionary()
@@ -171,12 +180,15 @@ def _setup(environment: Environment) -> None:
     ns = environment.parsed_options
     if getattr(ns, "headless", False) and not environment.host:
         raise InputError("No platform URL was given: pass --host, e.g. --host http://127.0.0.1:8000.")
-    state.routes = load_routes(opts.routes)
+    load_routes(opts.routes)  # a bad routes file is exit 2 before anything else
     if opts.baseline:
         state.baseline = load_baseline(opts.baseline)
     state.source = resolve_pool_source(opts.credentials, opts.state_dir)
     accounts = load_accounts(state.source.credentials)
     state.catalog = load_catalog(state.source.manifest)
+    state.first_account = accounts[0]
+    if environment.host:
+        _prepare_api(state, environment.host)
     broker = PoolBroker(accounts, catalog=state.catalog, routes=state.routes, policy=opts.pool_exhausted)
     install_pool_master(environment, broker, lambda b: _on_pool_exhausted(environment, b))
     install_metrics(environment)
@@ -188,6 +200,34 @@ def _setup(environment: Environment) -> None:
         state.catalog.run_id or "unknown",
         opts.pool_exhausted,
     )
+
+
+def _prepare_api(state: RunState, host: str) -> None:
+    assert state.first_account is not None
+    state.api = prepare_api(host, state.options, state.first_account)
+    state.routes = state.api.routes
+
+
+def _start_of_test(environment: Environment, state: RunState, broker: PoolBroker, need: int) -> None:
+    """Discovery (if the web UI set the host), the pre-flight warning and the platform scraper."""
+    host = environment.host or ""
+    if host and (state.api is None or state.api.host != host):
+        try:
+            _prepare_api(state, host)
+        except ProvisionError as exc:
+            fail_run(environment, exc.message, exc.exit_code)
+            return
+        broker.routes = state.routes
+    if state.api is not None:
+        opts = state.options
+        check_preflight(
+            state.api, users=need, wait_mean_s=(opts.wait_min + opts.wait_max) / 2,
+            user_classes=environment.user_classes,
+        )
+    if state.scraper is None and host:
+        state.scraper = metrics_scraper(host, state.options)
+        if state.scraper is not None:
+            state.scraper.start()
 
 
 @events.init_command_line_parser.add_listener
@@ -220,20 +260,48 @@ def _on_test_start(environment: Environment, **_kw: Any) -> None:
             f"The credentials pool holds {broker.size} accounts but the test needs {need} at its peak "
             f"(one per simulated user); provision more users or pass --pool-exhausted reuse.",
         )
+        return
+    _start_of_test(environment, state, broker, need)
+
+
+@events.test_stop.add_listener
+def _on_test_stop(environment: Environment, **_kw: Any) -> None:
+    state = _STATES.get(environment)
+    if state is not None and state.scraper is not None:
+        state.scraper.stop()
+
+
+def _resources(state: RunState) -> PlatformResources:
+    if state.scraper is not None:
+        return state.scraper.resources()
+    return PlatformResources.off("--platform-metrics off" if state.options.platform_metrics else "no test started")
+
+
+def _rate_limit_note(figures: Any, api: ApiSetup | None) -> str:
+    limits = sorted({x for r in figures.rate_limited_endpoints for x in r.limits if x != "not given"})
+    statuses = sorted(figures.rate_limit_statuses)
+    shown = ", ".join(f"HTTP {c}" for c in statuses) or "refusals"
+    head = (
+        f"{figures.rate_limited} answers were refused by the platform's rate limiter ({shown}, "
+        f"X-RateLimit-Limit {', '.join(limits) or 'not given'}): they measure the limiter, not the API"
+    )
+    v1_like = (api is not None and api.discovery.dialect == "v1") or any(c != 429 for c in statuses)
+    if v1_like:
+        return (
+            head + "; this platform's limiter (v1) counts per client IP and path, is always on and cannot be "
+            "turned off by configuration (RATE_LIMIT_ENABLED is read by nothing): load it from several source "
+            "addresses, or run a build of the platform under test with its limiter patched out."
+        )
+    return head + "; run the platform with RATE_LIMIT_ENABLED=false (or higher RATE_LIMIT_PER_MINUTE/_PER_HOUR)."
 
 
 def _notes(state: RunState, figures: Any, broker: PoolBroker | None, exceptions: int, host: str | None) -> list[str]:
     notes: list[str] = []
+    if state.api is not None and state.options.gate:  # under the table; with --no-gate it is in the log
+        notes.append(state.api.discovery.line)
+        notes.extend(state.api.warnings)
     if figures.rate_limited:
-        limits = sorted(
-            {m.group(1) for name, _ in figures.errors if (m := re.search(r"X-RateLimit-Limit: (\w+)", name))}
-        )
-        notes.append(
-            f"{figures.rate_limited} answers were 429 Too Many Requests: the platform's rate limiter "
-            f"(X-RateLimit-Limit {', '.join(limits) or 'not given'} per client) throttled the load generator, "
-            f"so they measure the limiter, not the API; run the platform with RATE_LIMIT_ENABLED=false "
-            f"(or higher RATE_LIMIT_PER_MINUTE/RATE_LIMIT_PER_HOUR) for load tests."
-        )
+        notes.append(_rate_limit_note(figures, state.api))
     if figures.totals.requests + (figures.logins.requests if figures.logins else 0) > 0 and not any(
         e.requests > e.failures for e in figures.endpoints
     ):
@@ -256,7 +324,16 @@ def _notes(state: RunState, figures: Any, broker: PoolBroker | None, exceptions:
         notes.append(f"{exceptions} exceptions were raised in the scenario code (see the log): exit code 2.")
     if state.failure:
         notes.append(state.failure)
+    if state.options.gate:
+        notes.extend(n for n in _resource_notes(state) if n)
     return notes
+
+
+def _resource_notes(state: RunState) -> list[str | None]:
+    if state.scraper is None:
+        return []
+    res = state.scraper.resources()
+    return [res.db_pool_pct.note, res.memory_bytes.note, res.cpu_pct.note, state.scraper.slow_note()]
 
 
 def _meta(environment: Environment, state: RunState, broker: PoolBroker | None) -> dict[str, Any]:
@@ -275,6 +352,8 @@ def _meta(environment: Environment, state: RunState, broker: PoolBroker | None) 
         "pool": asdict(broker.snapshot()) if broker else None,
         "baseline": str(state.baseline.path) if state.baseline else None,
         "failure": state.failure,
+        "api": state.api.as_dict() if state.api else None,
+        "platform_metrics": _resources(state).as_dict(),
     }
 
 
@@ -293,6 +372,8 @@ def _on_quitting(environment: Environment, **_kw: Any) -> None:
     broker = broker_for(environment)
     figures = collect_figures(environment.stats, state.routes.login_names)
     checks: list[Check] = evaluate(figures, state.options.targets) if state.options.gate else []
+    if state.options.gate and not state.failure:
+        checks += resource_checks(_resources(state), state.options.targets)
     if state.options.gate and state.baseline is not None:
         checks += compare_with_baseline(figures, state.baseline, state.options.max_regression)
     if state.failure:

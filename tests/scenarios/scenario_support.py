@@ -14,11 +14,13 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
-from agentic_loadkit.fixtures.platform.schema import TABLE_NAMES
+import bcrypt
+from agentic_loadkit.fixtures.platform.schema import TABLE_NAMES, create_schema
 from agentic_loadkit.fixtures.platform.server import PlatformProcess
 from agentic_loadkit.provisioning.dburl import DatabaseTarget
 
@@ -89,8 +91,109 @@ def provision(
     return run
 
 
+V1_TENANTS = 3
+V1_USERS_PER_TENANT = 4
+V1_AGENTS_PER_TENANT = 6
+V1_PASSWORD = "v1-load-secret"
+
+
+async def _seed_v1(url: str) -> tuple[list[dict[str, str]], list[dict[str, object]]]:
+    """Tenants, users, agents, workflows, collections and MCP servers in v1's columns (the contract's rules)."""
+    hashed = bcrypt.hashpw(V1_PASSWORD.encode(), bcrypt.gensalt(rounds=PASSWORD_ROUNDS)).decode()
+    conn = await asyncpg.connect(url)
+    accounts: list[dict[str, str]] = []
+    tenants: list[dict[str, object]] = []
+    try:
+        async with conn.transaction():
+            for t in range(V1_TENANTS):
+                tid = uuid.uuid4()
+                slug = f"v1load-{t}-{tid.hex[:6]}"
+                await conn.execute(
+                    "INSERT INTO tenants (id, name, slug, status, plan_type, email, max_agents, max_requests_per_day,"
+                    " max_tokens_per_month) VALUES ($1, $2, $3, 'active', 'pro', $4, 100, 10000, 1000000)",
+                    tid, f"V1 load {t}", slug, f"ops@{slug}.example",
+                )
+                for u in range(V1_USERS_PER_TENANT):
+                    uid = uuid.uuid4()
+                    email = f"user{u}@{slug}.example"
+                    await conn.execute(
+                        "INSERT INTO users (id, tenant_id, email, username, password_hash, status, email_verified,"
+                        " role) VALUES ($1, $2, $3, $4, $5, 'active', true, $6)",
+                        uid, tid, email, f"user{u}", hashed, "admin" if u == 0 else "user",
+                    )
+                    accounts.append({"email": email, "password": V1_PASSWORD, "tenant_id": str(tid),
+                                     "tenant_slug": slug, "user_id": str(uid), "role": "admin" if u == 0 else "user"})
+                rows = {
+                    "agents": await conn.fetch(
+                        "INSERT INTO agents (id, tenant_id, name, slug, status, model_provider, model_name,"
+                        " temperature, max_tokens, capabilities, tools, timeout_seconds, max_iterations,"
+                        " memory_enabled, version, tags, config) SELECT gen_random_uuid(), $1, 'agent ' || g,"
+                        " 'agent-' || g, 'active', 'anthropic', 'claude-sonnet-4-5', 0.7, 4096, '[]', '[]', 300, 10,"
+                        " true, '1.0.0', '[\"seed\"]', '{}' FROM generate_series(1, $2) g RETURNING id::text",
+                        tid, V1_AGENTS_PER_TENANT),
+                    "workflows": await conn.fetch(
+                        "INSERT INTO workflows (id, tenant_id, name, slug, version, steps, triggers, timeout_seconds,"
+                        " max_retries, retry_strategy, status, execution_count, success_count, failure_count)"
+                        " SELECT gen_random_uuid(), $1, 'workflow ' || g, 'workflow-' || g, '1.0.0',"
+                        " '[{\"type\": \"agent\", \"name\": \"step 1\"}]', '[]', 3600, 3, 'exponential', 'active',"
+                        " 0, 0, 0 FROM generate_series(1, 3) g RETURNING id::text", tid),
+                    "collections": await conn.fetch(
+                        "INSERT INTO collections (id, tenant_id, name, embedding_model, embedding_dimensions,"
+                        " chunk_size, chunk_overlap, visibility, document_count, chunk_count) SELECT"
+                        " gen_random_uuid(), $1, 'collection ' || g, 'all-MiniLM-L6-v2', 384, 512, 50, 'private', 0, 0"
+                        " FROM generate_series(1, 2) g RETURNING id::text", tid),
+                    "mcp_servers": await conn.fetch(
+                        "INSERT INTO mcp_servers (id, tenant_id, name, slug, server_type, command, status, version,"
+                        " visibility, total_executions, successful_executions, failed_executions) SELECT"
+                        " gen_random_uuid(), $1, 'server ' || g, 'server-' || g, 'stdio', 'npx', 'active', '1.0.0',"
+                        " 'private', 0, 0, 0 FROM generate_series(1, 2) g RETURNING id::text", tid),
+                }
+                tenants.append({"id": str(tid), "slug": slug, **{k: [r[0] for r in v] for k, v in rows.items()}})
+    finally:
+        await conn.close()
+    return accounts, tenants
+
+
+def provision_v1(target: DatabaseTarget, state_dir: Path) -> ProvisionedRun:
+    """The v1 schema with rows seeded by SQL, and a credentials pool in ``provision up``'s layout.
+
+    Stands in for ``provision up`` on a v1 database (made by the provisioning side): the
+    scenarios read only the pool and its manifest.
+    """
+    asyncio.run(create_schema(target.asyncpg_url, "uuid", dialect="v1"))
+    accounts, tenants = asyncio.run(_seed_v1(target.asyncpg_url))
+    run_id = f"v1seed-{uuid.uuid4().hex[:8]}"
+    run_dir = state_dir / "runs" / run_id
+    run_dir.mkdir(parents=True)
+    with (run_dir / "credentials.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(accounts[0]))
+        writer.writeheader()
+        writer.writerows(accounts)
+    (run_dir / "manifest.json").write_text(json.dumps({"run_id": run_id, "tenants": tenants}))
+    run = ProvisionedRun(target.asyncpg_url, state_dir, run_dir, run_id)
+    run.users = {a["user_id"]: a["email"] for a in accounts}
+    run.tenants = {str(t["id"]): {"agents": t["agents"], "workflows": t["workflows"]} for t in tenants}  # type: ignore[misc]
+    return run
+
+
+def simulated_logins(logins: dict[str, int], results: dict | None) -> dict[str, int]:
+    """Logins per user the simulated users made: the platform's count less the master's one warm-up login."""
+    warm = ((results or {}).get("api") or {}).get("warm_up") or {}
+    counts = dict(logins)
+    user = warm.get("user_id")
+    if warm.get("login_status") == 200 and user in counts:
+        counts[user] -= 1
+        if counts[user] == 0:
+            del counts[user]
+    return counts
+
+
 class Platforms:
-    """Starts reference platforms (one per distinct environment) and stops them all at the end."""
+    """Starts reference platforms (one per distinct environment) and stops them all at the end.
+
+    Every limiter is off unless a test turns one on (v1's through ``PLATFORM_V1_RATE_LIMIT``,
+    a switch only the reference platform has: the real one cannot be turned off).
+    """
 
     def __init__(self, database_url: str) -> None:
         self.database_url = database_url
@@ -100,7 +203,8 @@ class Platforms:
         key = tuple(sorted(env.items()))
         proc = self.started.get(key)
         if proc is None or not proc.running:
-            proc = PlatformProcess(self.database_url, env={"RATE_LIMIT_ENABLED": "false", **env})
+            env = {"RATE_LIMIT_ENABLED": "false", "PLATFORM_V1_RATE_LIMIT": "false", **env}
+            proc = PlatformProcess(self.database_url, env=env)
             proc.start()
             self.started[key] = proc
         return proc.base_url

@@ -25,6 +25,7 @@ from scenario_support import (
     locust_env,
     logins_since,
     run_locust,
+    simulated_logins,
     table_counts,
 )
 
@@ -37,6 +38,12 @@ LENIENT = [
     "5",
     "--gate-login-p95-ms",
     "30000",
+    # the reference platform shares this machine's 2 cores with the load generator: its
+    # resource lines are measured, not judged against production targets here
+    "--gate-db-pool-pct",
+    "100.1",
+    "--gate-cpu-pct",
+    "1000",
 ]
 WEIGHTS = {  # the guide's mixed user: (method, statistics name) -> weight
     ("GET", "/api/v1/agents"): 10,
@@ -68,8 +75,8 @@ def _assert_mix(results: dict, health: str = "/health") -> int:
     return total
 
 
-def _assert_distinct_logins(run: ProvisionedRun, watermark: int, users: int) -> None:
-    logins = logins_since(run, watermark)
+def _assert_distinct_logins(run: ProvisionedRun, watermark: int, users: int, results: dict | None) -> None:
+    logins = simulated_logins(logins_since(run, watermark), results)
     assert len(logins) == users, logins  # one platform user per simulated user ...
     assert set(logins.values()) == {1}  # ... each logged in exactly once
     assert set(logins) <= set(run.users)  # and only active users of the pool
@@ -103,7 +110,7 @@ def test_local_run_distinct_logins_task_mix_and_reports(
     )
     assert res.code == 0, res.output[-3000:]
     assert "Gate: PASS" in res.stdout
-    _assert_distinct_logins(provisioned, watermark, 12)
+    _assert_distinct_logins(provisioned, watermark, 12, res.results)
     assert res.results is not None
     _assert_mix(res.results)
     assert res.results["run_id"] == provisioned.run_id
@@ -187,8 +194,8 @@ def test_master_with_two_workers_shares_one_pool(
     assert master.returncode == 0, (out + err)[-3000:]
     assert [w.returncode for w in workers] == [0, 0], worker_outputs
     assert "to 2 ready workers" in err
-    _assert_distinct_logins(provisioned, watermark, 16)
     results = json.loads((tmp_path / "results.json").read_text())
+    _assert_distinct_logins(provisioned, watermark, 16, results)
     _assert_mix(results, health="/health/live")
     assert results["pool"]["checkouts"] == 16 and results["pool"]["peak_in_use"] == 16
     assert results["pool"]["in_use"] == 0  # every worker handed its accounts back
@@ -300,7 +307,7 @@ def test_pool_exhaustion_fails_the_run_and_reuse_is_counted(
     assert res.code == 0, res.output[-3000:]
     assert res.results is not None and res.results["pool"]["reused"] == 5
     assert "5 leases shared an account already in use" in res.stdout
-    logins = logins_since(provisioned, watermark)
+    logins = simulated_logins(logins_since(provisioned, watermark), res.results)
     assert len(logins) == size and sum(logins.values()) == size + 5
 
 
@@ -329,7 +336,7 @@ def test_light_profile_compressed_from_its_config_file_with_processes(
     assert "Shape test completed" in res.output
     assert res.results is not None and res.results["load_profile"] == "light"
     assert res.results["pool"]["peak_in_use"] == 10
-    _assert_distinct_logins(provisioned, watermark, 10)
+    _assert_distinct_logins(provisioned, watermark, 10, res.results)
 
 
 def test_provision_down_removes_what_the_simulated_users_made(provisioned: ProvisionedRun) -> None:

@@ -274,7 +274,7 @@ def _stats(samples: dict[tuple[str, str], list[int]], failures: dict[tuple[str, 
 def test_gate_keeps_logins_apart_and_judges_each_target() -> None:
     stats = _stats(
         {("GET", "/a"): [10] * 990 + [900] * 10, ("POST", "/login"): [3000] * 5},
-        {("GET", "/a"): [f"{RATE_LIMITED} (X-RateLimit-Limit: 60)"] * 2},
+        {("GET", "/a"): [f"{RATE_LIMITED} (HTTP 429, X-RateLimit-Limit: 60)"] * 2},
     )
     figures = collect_figures(stats, ["/login"])
     assert figures.totals.requests == 1000 and figures.logins is not None and figures.logins.requests == 5
@@ -284,8 +284,14 @@ def test_gate_keeps_logins_apart_and_judges_each_target() -> None:
     assert checks["error rate, all endpoints but logins"].passed is True
     assert checks["logins p95"].passed is False  # 3 s logins breach their own line only
     assert "p95 POST /login" not in checks
+    # the limiter's refusals: a judged line of their own, and one shown per endpoint
+    limited = checks["rate-limited answers (429, or X-RateLimit-Remaining: 0)"]
+    assert (limited.passed, limited.measured) == (False, "2 of 1005 answers")
+    assert checks["  rate-limited GET /a"].measured == "2 of 1000 (HTTP 429)"
+    assert checks["  rate-limited GET /a"].passed is None
+    assert checks["throughput, all endpoints but logins"].measured_value == pytest.approx(99.8)  # refusals left out
     table = render_table(list(checks.values()), notes=["x"])
-    assert "BREACH - 1 of" in table and "note: x" in table and "logins p95" in table
+    assert "BREACH - 2 of 7 checks failed" in table and "note: x" in table and "logins p95" in table
 
 
 def test_isolation_line_only_when_probes_ran() -> None:
