@@ -70,7 +70,7 @@ def token_from(doc: Any, routes: Routes) -> str | None:
     value: Any = doc
     for part in routes.token_field.split("."):
         value = value.get(part) if isinstance(value, dict) else None
-    return value if isinstance(value, str) and value else None
+    return value if isinstance(value, str) else None  # an empty one is judged by bearer_token_problem
 
 
 def _header(headers: Any, name: str) -> str | None:

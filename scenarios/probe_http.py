@@ -13,6 +13,7 @@ sentence.
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import urllib.error
@@ -44,6 +45,11 @@ class Answer:
     body: bytes = b""
     error: str | None = None
     elapsed_s: float = 0.0
+    malformed: bool = False  # something answered, but not with HTTP
+
+    @property
+    def answered(self) -> bool:
+        return bool(self.status) or self.malformed
 
     @property
     def ok(self) -> bool:
@@ -114,6 +120,9 @@ def fetch(
                 data, cut = _read(exc, body_cap)
             except (OSError, ValueError):
                 data, cut = b"", False
+        except http.client.HTTPException as exc:  # an answer, but not HTTP (garbage, endless headers)
+            return Answer(current, error=f"a malformed answer ({type(exc).__name__}: {str(exc)[:120]})",
+                          elapsed_s=time.monotonic() - start, malformed=True)
         except (TimeoutError, urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
             text = "timed out" if isinstance(reason, TimeoutError) else str(reason) or type(exc).__name__

@@ -25,6 +25,7 @@ from agentic_loadkit.provisioning.errors import PlatformUnresponsive
 
 from .credentials import Account
 from .dialects import login_request, rate_limit_refusal, token_from
+from .http_guard import bearer_token_problem
 from .probe_http import Answer, fetch
 from .routes import Routes
 
@@ -88,7 +89,7 @@ def _until_answered(url: str, deadline: float, **kwargs: Any) -> Answer:
     while True:
         left = deadline - time.monotonic()
         answer = fetch(url, timeout=max(0.5, left), **kwargs)
-        if answer.status or time.monotonic() + RETRY_PAUSE_S >= deadline:
+        if answer.answered or time.monotonic() + RETRY_PAUSE_S >= deadline:
             return answer
         time.sleep(RETRY_PAUSE_S)
 
@@ -100,7 +101,7 @@ def warm_up(host: str, routes: Routes, account: Account, *, timeout: float) -> W
     result = WarmUp(user_id=account.user_id)
     body, headers = login_request(routes, account.email, account.password)
     login = _until_answered(base + routes.login, deadline, method="POST", body=body.encode(), headers=headers)
-    if not login.status:
+    if not login.answered:
         raise PlatformUnresponsive(
             f"The platform at {host} did not answer the warm-up login (POST {routes.login}) within {timeout:g} s "
             f"({login.error}); is it up, and is --host right?"
@@ -109,16 +110,20 @@ def warm_up(host: str, routes: Routes, account: Account, *, timeout: float) -> W
     if (seen := _limit_of(routes.login, login, time.time())) is not None:
         result.limits.append(seen)
     token = token_from(login.json(), routes) if login.ok else None
+    if token is not None and (problem := bearer_token_problem(token)) is not None:
+        result.problems.append(f"the warm-up login (POST {routes.login}) gave a token that {problem}")
+        return result
     if token is None:
         refusal = rate_limit_refusal(login.status, login.headers)
         result.problems.append(
-            f"the warm-up login (POST {routes.login}) answered HTTP {login.status}"
+            f"the warm-up login (POST {routes.login}) answered "
+            + (login.error or "badly" if login.malformed else f"HTTP {login.status}")
             + (f", {refusal}" if refusal else "")
             + (f" without the '{routes.token_field}' field" if login.ok else "")
         )
         return result
     listing = _until_answered(base + routes.agents, deadline, headers={"Authorization": f"Bearer {token}"})
-    if not listing.status:
+    if not listing.answered:
         raise PlatformUnresponsive(
             f"The platform at {host} did not answer the warm-up list (GET {routes.agents}) within {timeout:g} s "
             f"({listing.error}), after its login answered."
@@ -127,7 +132,8 @@ def warm_up(host: str, routes: Routes, account: Account, *, timeout: float) -> W
     if (seen := _limit_of(routes.agents, listing, time.time())) is not None:
         result.limits.append(seen)
     if not listing.ok:
-        result.problems.append(f"the warm-up list (GET {routes.agents}) answered HTTP {listing.status}")
+        what = listing.error if listing.malformed else f"HTTP {listing.status}"
+        result.problems.append(f"the warm-up list (GET {routes.agents}) answered with {what}")
     return result
 
 
