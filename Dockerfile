@@ -22,6 +22,8 @@ RUN groupadd --system --gid 10001 loadkit \
 # has a stable path.  .dockerignore keeps state directories and credentials out.
 WORKDIR /opt/loadkit
 COPY pyproject.toml README.md ./
+COPY cli/ cli/
+COPY demo/ demo/
 COPY provisioning/ provisioning/
 COPY scenarios/ scenarios/
 COPY fixtures/ fixtures/

@@ -25,14 +25,21 @@ import time
 from typing import Any
 
 import asyncpg
-from agentic_loadkit.fixtures.platform.schema import create_schema
-from agentic_loadkit.provisioning.copyencode import COPY_HEADER, COPY_TRAILER, column_types, row_encoder
-from agentic_loadkit.provisioning.copyload import CopyTarget, copy_rows
-from agentic_loadkit.provisioning.dataset import OPTIONAL_COLUMNS, TABLE_COLUMNS, Dataset, GenerationSpec, UuidIds
-from agentic_loadkit.provisioning.dburl import DatabaseTarget, parse_database_url
-from agentic_loadkit.provisioning.reflect import plan_tables, reflect_tables
-from agentic_loadkit.provisioning.scales import resolve_counts
-from agentic_loadkit.provisioning.schema_map import SchemaMap
+from agentic_loadkit.provisioning.generate.binding import plan_tables
+from agentic_loadkit.provisioning.generate.dataset import (
+    OPTIONAL_COLUMNS,
+    TABLE_COLUMNS,
+    Dataset,
+    GenerationSpec,
+    UuidIds,
+)
+from agentic_loadkit.provisioning.generate.scales import resolve_counts
+from agentic_loadkit.provisioning.schema.reflect import reflect_tables
+from agentic_loadkit.provisioning.schema.schemamap import SchemaMap
+from agentic_loadkit.provisioning.target.copyencode import COPY_HEADER, COPY_TRAILER, column_types, row_encoder
+from agentic_loadkit.provisioning.target.copyload import CopyTarget, copy_rows
+from agentic_loadkit.provisioning.target.url import DatabaseTarget, parse_database_url
+from agentic_loadkit.reference_platform.schema import create_schema
 
 
 async def _admin(base: DatabaseTarget, sql: str) -> None:

@@ -20,12 +20,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from agentic_loadkit.provisioning import dataset as dataset_module
-from agentic_loadkit.provisioning.dataset import TABLES, Dataset, GenerationSpec, UuidIds, _id_access
-from agentic_loadkit.provisioning.fingerprint import CHUNK_ROWS
-from agentic_loadkit.provisioning.pools import MODEL_CATALOGUE
-from agentic_loadkit.provisioning.rows import build_rows, time_table
-from agentic_loadkit.provisioning.scales import resolve_counts
+from agentic_loadkit.provisioning.generate import dataset as dataset_module
+from agentic_loadkit.provisioning.generate.dataset import TABLES, Dataset, GenerationSpec, UuidIds, _id_access
+from agentic_loadkit.provisioning.generate.fingerprint import CHUNK_ROWS
+from agentic_loadkit.provisioning.generate.pools import MODEL_CATALOGUE
+from agentic_loadkit.provisioning.generate.rows import build_rows, time_table
+from agentic_loadkit.provisioning.generate.scales import resolve_counts
 from faker import Faker
 
 __all__ = ["main"]

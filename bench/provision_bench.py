@@ -43,8 +43,8 @@ import time
 from typing import Any
 
 import asyncpg
-from agentic_loadkit.fixtures.platform.schema import build_metadata, create_schema
-from agentic_loadkit.provisioning.dburl import DatabaseTarget, parse_database_url
+from agentic_loadkit.provisioning.target.url import DatabaseTarget, parse_database_url
+from agentic_loadkit.reference_platform.schema import build_metadata, create_schema
 from server_bound import describe, measure_server_bound
 from startup_time import cli_startup
 
@@ -138,7 +138,7 @@ def bench_up(
                 [
                     sys.executable,
                     "-m",
-                    "agentic_loadkit.provisioning",
+                    "agentic_loadkit.cli",
                     "--state-dir",
                     state,
                     "up",

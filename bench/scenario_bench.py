@@ -126,8 +126,8 @@ METRICS_TEXT = (
 
 def write_documents(workdir: Path) -> None:
     """The reference platform's v1 OpenAPI document and a Prometheus text, for nginx to serve."""
-    from agentic_loadkit.fixtures.platform.app import create_app
-    from agentic_loadkit.fixtures.platform.settings import PlatformSettings
+    from agentic_loadkit.reference_platform.app import create_app
+    from agentic_loadkit.reference_platform.settings import PlatformSettings
 
     app = create_app(PlatformSettings(database_url="postgresql://bench@127.0.0.1/bench"), dialect="v1")
     (workdir / "openapi.json").write_text(json.dumps(app.openapi()))

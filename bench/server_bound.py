@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from agentic_loadkit.provisioning.dburl import DatabaseTarget
+from agentic_loadkit.provisioning.target.url import DatabaseTarget
 
 __all__ = ["LOADED_TABLES", "ServerBound", "measure_server_bound"]
 

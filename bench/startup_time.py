@@ -15,7 +15,7 @@ def _median_wall(args: list[str], runs: int = 5) -> float:
     for _ in range(runs):
         started = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "agentic_loadkit.provisioning", *args],
+            [sys.executable, "-m", "agentic_loadkit.cli", *args],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             check=True,

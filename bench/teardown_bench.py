@@ -37,10 +37,10 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from agentic_loadkit.fixtures.platform.schema import create_schema
-from agentic_loadkit.provisioning import ledger
-from agentic_loadkit.provisioning.scales import SCALES
-from agentic_loadkit.provisioning.teardown import DownSettings, provision_down
+from agentic_loadkit.provisioning.down.teardown import DownSettings, provision_down
+from agentic_loadkit.provisioning.generate.scales import SCALES
+from agentic_loadkit.provisioning.runs import ledger
+from agentic_loadkit.reference_platform.schema import create_schema
 
 PLATFORM_EXTRA = {"documents": 20_000, "conversations": 10_000, "audit_events": 20_000}
 _PROMPTS = ["".join(random.Random(i).choices("abcdefghij klmnopqrstuvwxyz.,", k=300 + 27 * i)) for i in range(64)]
@@ -322,7 +322,7 @@ async def make_run(url: str, state_dir: str, size: float, use_up: bool) -> RunMa
     """A ``large`` run: by ``provision up`` when it exists (timed), else by the bench's own COPY."""
     t = time.perf_counter()
     if use_up:
-        from agentic_loadkit.provisioning.up import UpSettings, provision_up
+        from agentic_loadkit.provisioning.up.provision import UpSettings, provision_up
 
         up = await provision_up(UpSettings(scale="large", database_url=url, state_dir=Path(state_dir)))
         up_seconds: float | None = up.elapsed

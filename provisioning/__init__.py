@@ -1,7 +1,13 @@
-"""The toolkit's importable async API: provision a run, tear it down, run the demo.
+"""Provisioning for the Agentic Platform: ``up`` makes a run's data, ``down`` removes it.
 
-The ``provision`` CLI (``cli.py``) is a thin layer over these names.  Exports load
-lazily so that importing a small module (``dburl``, ``errors``) stays cheap.
+The public face: the names of ``api`` (loaded on first use, so that importing a small
+module such as ``errors`` stays cheap), the exception root and the progress events.
+
+Stages, in the order a run passes them (each imports only those after it):
+``up`` / ``down`` → ``runs`` (ledger, pool files) and ``generate`` (scales, value pools,
+row builders, passwords) → ``schema`` (concepts, reflection, schema map, FK graph) →
+``target`` (URL and guard, resolver, embedded server, sessions, the binary COPY loop) →
+``errors``, ``progress``, ``files``.
 """
 
 from __future__ import annotations
@@ -10,13 +16,45 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
+from .errors import ProvisionError
+from .progress import ProgressCallback, ProgressEvent
 
-__all__ = [
-    "DemoResult",
-    "DemoSettings",
+if TYPE_CHECKING:
+    from .api import (
+        DownPlan,
+        DownResult,
+        DownSettings,
+        ResolvedDatabase,
+        UpPlan,
+        UpResult,
+        UpSettings,
+        plan_down,
+        plan_up,
+        provision_down,
+        provision_up,
+        resolve_database,
+    )
+
+_API = (
     "DownPlan",
     "DownResult",
     "DownSettings",
+    "ResolvedDatabase",
+    "UpPlan",
+    "UpResult",
+    "UpSettings",
+    "plan_down",
+    "plan_up",
+    "provision_down",
+    "provision_up",
+    "resolve_database",
+)
+
+__all__ = [
+    "DownPlan",
+    "DownResult",
+    "DownSettings",
+    "ProgressCallback",
     "ProgressEvent",
     "ProvisionError",
     "ResolvedDatabase",
@@ -29,42 +67,10 @@ __all__ = [
     "provision_down",
     "provision_up",
     "resolve_database",
-    "run_demo",
 ]
-
-_EXPORTS = {
-    "DemoResult": "demo",
-    "DemoSettings": "demo",
-    "DownPlan": "teardown",
-    "DownResult": "teardown",
-    "DownSettings": "teardown",
-    "ProgressEvent": "progress",
-    "ProvisionError": "errors",
-    "ResolvedDatabase": "database",
-    "UpPlan": "upplan",
-    "UpResult": "upsettings",
-    "UpSettings": "upsettings",
-    "plan_down": "teardown",
-    "plan_up": "upplan",
-    "provision_down": "teardown",
-    "provision_up": "up",
-    "resolve_database": "database",
-    "run_demo": "demo",
-}
-
-if TYPE_CHECKING:
-    from .database import ResolvedDatabase, resolve_database
-    from .demo import DemoResult, DemoSettings, run_demo
-    from .errors import ProvisionError
-    from .progress import ProgressEvent
-    from .teardown import DownPlan, DownResult, DownSettings, plan_down, provision_down
-    from .up import provision_up
-    from .upplan import UpPlan, plan_up
-    from .upsettings import UpResult, UpSettings
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
+    if name not in _API:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{module}", __name__), name)
+    return getattr(importlib.import_module(".api", __name__), name)

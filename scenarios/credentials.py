@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentic_loadkit.provisioning.credentials import find_run_dir
 from agentic_loadkit.provisioning.errors import CredentialsError, RunNotFound
-from agentic_loadkit.provisioning.statedir import default_state_dir, runs_dir
+from agentic_loadkit.provisioning.runs.poolfile import find_run_dir
+from agentic_loadkit.provisioning.target.statedir import default_state_dir, runs_dir
 
 __all__ = [
     "REQUIRED_COLUMNS",

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from agentic_loadkit.provisioning.dburl import DatabaseTarget, parse_database_url
-from agentic_loadkit.provisioning.embedded import EmbeddedPostgres
+from agentic_loadkit.provisioning.target.embedded import EmbeddedPostgres
+from agentic_loadkit.provisioning.target.url import DatabaseTarget, parse_database_url
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_STATE_DIR = Path(os.environ.get("PROVISION_TEST_STATE_DIR", "/tmp/agentic-loadkit-test-state"))
@@ -75,7 +75,7 @@ class DatabaseFactory:
         self.created.append(name)
         target = self.admin.with_database(name)
         if schema:
-            from agentic_loadkit.fixtures.platform.schema import create_schema
+            from agentic_loadkit.reference_platform.schema import create_schema
 
             _run(create_schema(target.asyncpg_url, schema, dialect=dialect))  # type: ignore[arg-type]
         return target

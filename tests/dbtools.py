@@ -11,7 +11,7 @@ import asyncio
 from typing import Any
 
 import asyncpg
-from agentic_loadkit.provisioning.dburl import DatabaseTarget
+from agentic_loadkit.provisioning.target.url import DatabaseTarget
 
 __all__ = ["execute", "fetch", "fetch_async", "fetchval", "run"]
 

@@ -30,13 +30,13 @@ from pathlib import Path
 import asyncpg
 import psutil
 import pytest
-from agentic_loadkit.fixtures.platform.schema import TABLE_NAMES
-from agentic_loadkit.provisioning import cli
-from agentic_loadkit.provisioning import demo as demo_module
-from agentic_loadkit.provisioning.dburl import parse_database_url
-from agentic_loadkit.provisioning.demo_database import PLATFORM_TABLES
-from agentic_loadkit.provisioning.demo_locust import extract_gate_table, locustfile_path
-from agentic_loadkit.provisioning.embedded import EmbeddedPostgres
+from agentic_loadkit.cli import app as cli
+from agentic_loadkit.demo import cycle as demo_module
+from agentic_loadkit.demo.database import PLATFORM_TABLES
+from agentic_loadkit.demo.locustrun import extract_gate_table, locustfile_path
+from agentic_loadkit.provisioning.target.embedded import EmbeddedPostgres
+from agentic_loadkit.provisioning.target.url import parse_database_url
+from agentic_loadkit.reference_platform.schema import TABLE_NAMES
 from typer.testing import CliRunner
 
 PROVISION = str(Path(sys.executable).with_name("provision"))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agentic_loadkit.provisioning.dburl import is_loopback_host, parse_database_url
+from agentic_loadkit.provisioning.target.url import is_loopback_host, parse_database_url
 
 __all__: list[str] = []
 

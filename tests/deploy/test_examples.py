@@ -332,7 +332,7 @@ def _provision_options(path: tuple[str, ...]) -> set[str]:
     """The options of a ``provision`` (sub)command, read from the real typer app (typer
     0.2x vendors click, so groups are recognised by their ``commands``, not their class)."""
     import typer.main
-    from agentic_loadkit.provisioning import cli
+    from agentic_loadkit.cli import app as cli
 
     cli._register_commands()
     command: Any = typer.main.get_command(cli.app)

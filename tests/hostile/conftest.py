@@ -24,9 +24,9 @@ from typing import Any
 
 import asyncpg
 import pytest
-from agentic_loadkit.fixtures.platform.schema import create_schema
-from agentic_loadkit.provisioning.dburl import DatabaseTarget, parse_database_url
-from agentic_loadkit.provisioning.embedded import EmbeddedPostgres
+from agentic_loadkit.provisioning.target.embedded import EmbeddedPostgres
+from agentic_loadkit.provisioning.target.url import DatabaseTarget, parse_database_url
+from agentic_loadkit.reference_platform.schema import create_schema
 from hostile_support import Foreign, checksum, ledger_tenants, residue, run, seed_foreign_async
 
 

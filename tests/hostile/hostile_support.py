@@ -26,8 +26,8 @@ from typing import Any
 
 import asyncpg
 import pytest
-from agentic_loadkit.fixtures.platform.schema import TABLE_NAMES
-from agentic_loadkit.provisioning.dburl import DatabaseTarget
+from agentic_loadkit.provisioning.target.url import DatabaseTarget
+from agentic_loadkit.reference_platform.schema import TABLE_NAMES
 from dbtools import execute, fetch, fetchval, run
 
 __all__ = [
@@ -304,7 +304,7 @@ def provision_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def _cmd(state: Path | None, args: Sequence[str]) -> list[str]:
-    head = [sys.executable, "-m", "agentic_loadkit.provisioning"]
+    head = [sys.executable, "-m", "agentic_loadkit.cli"]
     return [*head, *(["--state-dir", str(state)] if state is not None else []), *args]
 
 

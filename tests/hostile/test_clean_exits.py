@@ -124,7 +124,7 @@ def test_down_into_a_closed_pipe_finishes_the_teardown(hostile_db, tmp_path: Pat
 def spawn_args(state: Path, *args: str) -> list[str]:
     import sys
 
-    return [sys.executable, "-m", "agentic_loadkit.provisioning", "--state-dir", str(state), *args]
+    return [sys.executable, "-m", "agentic_loadkit.cli", "--state-dir", str(state), *args]
 
 
 def test_a_symlinked_runs_dir_is_refused_before_any_write(hostile_db, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

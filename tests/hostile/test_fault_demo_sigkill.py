@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import psutil
-from agentic_loadkit.provisioning.dburl import DatabaseTarget
+from agentic_loadkit.provisioning.target.url import DatabaseTarget
 
 PROVISION = str(Path(sys.executable).with_name("provision"))
 ENDS_WITHIN_S = 30.0

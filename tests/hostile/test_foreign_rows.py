@@ -17,8 +17,8 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from agentic_loadkit.provisioning import ledger
-from agentic_loadkit.provisioning.dburl import DatabaseTarget
+from agentic_loadkit.provisioning.runs import ledger
+from agentic_loadkit.provisioning.target.url import DatabaseTarget
 from hostile_support import (
     Holder,
     assert_one_sentence,

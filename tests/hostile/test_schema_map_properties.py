@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from agentic_loadkit.provisioning.errors import InputError
-from agentic_loadkit.provisioning.schema_map import (
+from agentic_loadkit.provisioning.schema.schemamap import (
     CONTRACT_TABLES,
     SchemaMap,
     load_schema_map,

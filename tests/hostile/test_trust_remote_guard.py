@@ -101,7 +101,7 @@ def test_the_namespace_really_has_no_network(tmp_path: Path) -> None:
 def test_loopback_decisions(tmp_path: Path) -> None:
     code = (
         "import json, sys\n"
-        "from agentic_loadkit.provisioning.dburl import is_loopback_host\n"
+        "from agentic_loadkit.provisioning.target.url import is_loopback_host\n"
         f"print(json.dumps({{h: is_loopback_host(h) for h in {list(DECISIONS)!r}}}))\n"
     )
     res = isolated(code, tmp_path)
@@ -111,7 +111,7 @@ def test_loopback_decisions(tmp_path: Path) -> None:
     assert wrong == {}, wrong
 
 
-PROVISION = [sys.executable, "-m", "agentic_loadkit.provisioning"]
+PROVISION = [sys.executable, "-m", "agentic_loadkit.cli"]
 REFUSED = [
     ("postgresql://loader:s3cret-pw@staging-db:5432/agentic_db", {}, "staging-db"),
     ("postgresql://loader:s3cret-pw@staging-db.corp/agentic_db", {}, "staging-db.corp"),
@@ -142,7 +142,7 @@ def test_ambiguous_targets_are_bad_input(url: str, needle: str, tmp_path: Path) 
     state = tmp_path / "state"
     res = isolated(
         "", tmp_path,
-        argv=["-m", "agentic_loadkit.provisioning", "--state-dir", str(state), "up", "--database-url", url,
+        argv=["-m", "agentic_loadkit.cli", "--state-dir", str(state), "up", "--database-url", url,
               "--bcrypt-cost", "4"],
     )
     assert_one_sentence(res.stderr, res.returncode, 2, needle, alone=True)
@@ -154,7 +154,7 @@ def test_remote_targets_are_refused_end_to_end(url: str, env: dict[str, str], ho
     state = tmp_path / "state"
     res = isolated(
         "", tmp_path, env=env,
-        argv=["-m", "agentic_loadkit.provisioning", "--state-dir", str(state), "up", "--database-url", url,
+        argv=["-m", "agentic_loadkit.cli", "--state-dir", str(state), "up", "--database-url", url,
               "--bcrypt-cost", "4"],
     )
     assert_one_sentence(res.stderr, res.returncode, 4, host, "--allow-remote", alone=True)
@@ -166,7 +166,7 @@ def test_allowed_remote_targets_are_tried_only_when_asked(tmp_path: Path) -> Non
     url = "postgresql://loader:s3cret-pw@staging-db:5432/agentic_db"
     res = isolated(
         "", tmp_path,
-        argv=["-m", "agentic_loadkit.provisioning", "--state-dir", str(tmp_path / "st"), "runs", "--database-url", url,
+        argv=["-m", "agentic_loadkit.cli", "--state-dir", str(tmp_path / "st"), "runs", "--database-url", url,
               "--allow-remote"],
     )
     assert_one_sentence(res.stderr, res.returncode, 5, "staging-db", alone=True)

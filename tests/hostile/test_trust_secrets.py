@@ -20,8 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agentic_loadkit.fixtures.platform.server import PlatformProcess
-from agentic_loadkit.provisioning.dburl import parse_database_url
+from agentic_loadkit.provisioning.target.url import parse_database_url
+from agentic_loadkit.reference_platform.server import PlatformProcess
 from conftest import Roles
 from hostile_support import fetch, files_under, provision
 

@@ -52,7 +52,7 @@ def test_state_dir_deleted_between_up_and_down(hostile_db: HostileDb, state: Pat
 def test_private_modes_under_umask_000(hostile_db: HostileDb, tmp_path: Path) -> None:
     state = tmp_path / "fresh-state"
     export = tmp_path / "export.csv"
-    cmd = [sys.executable, "-m", "agentic_loadkit.provisioning", "--state-dir", str(state)]
+    cmd = [sys.executable, "-m", "agentic_loadkit.cli", "--state-dir", str(state)]
 
     def permissive(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -86,7 +86,7 @@ SERVICEFILE = "[staging]\nhost=10.20.30.40\nport=5432\n"
 # What runs inside the namespace: for each case, the toolkit's verdict and asyncpg's hosts.
 PROBE = r'''
 import importlib, json, os, re, socket, sys
-from agentic_loadkit.provisioning.dburl import parse_database_url, check_remote_allowed
+from agentic_loadkit.provisioning.target.url import parse_database_url, check_remote_allowed
 from agentic_loadkit.provisioning.errors import ProvisionError
 parse_dsn = importlib.import_module("asyncpg.connect_utils")._parse_connect_dsn_and_args
 ARGS = dict(dsn=None, host=None, port=None, user=None, password=None, passfile=None, database=None, ssl=None,
@@ -225,7 +225,7 @@ def test_the_issues_urls_end_to_end(tmp_path: Path) -> None:
     ]:
         state = tmp_path / "state"
         for debug in ([], ["--debug"]):
-            res = isolated(tmp_path, ["-m", "agentic_loadkit.provisioning", *debug, "--state-dir", str(state), "up",
+            res = isolated(tmp_path, ["-m", "agentic_loadkit.cli", *debug, "--state-dir", str(state), "up",
                                       "--database-url", url, "--bcrypt-cost", "4"])
             assert res.returncode == 2, res.stderr
             assert "SECRET" not in res.stdout + res.stderr, res.stderr  # also not in a --debug traceback

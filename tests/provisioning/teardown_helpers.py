@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from agentic_loadkit.fixtures.platform.schema import TABLE_NAMES
-from agentic_loadkit.provisioning import ledger
-from agentic_loadkit.provisioning.dburl import DatabaseTarget
+from agentic_loadkit.provisioning.runs import ledger
+from agentic_loadkit.provisioning.target.url import DatabaseTarget
+from agentic_loadkit.reference_platform.schema import TABLE_NAMES
 from dbtools import execute, fetchval, run  # noqa: F401  (re-exported to the teardown tests)
 from dbtools import fetch_async as _fetch  # noqa: F401
 

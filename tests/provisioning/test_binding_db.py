@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agentic_loadkit.fixtures.platform.schema import create_schema
-from agentic_loadkit.provisioning import cli
-from agentic_loadkit.provisioning.dburl import DatabaseTarget
+from agentic_loadkit.cli import app as cli
 from agentic_loadkit.provisioning.errors import InputError
-from agentic_loadkit.provisioning.reflect import plan_tables, reflect_tables
-from agentic_loadkit.provisioning.schema_map import parse_schema_map
+from agentic_loadkit.provisioning.generate.binding import plan_tables
+from agentic_loadkit.provisioning.schema.reflect import reflect_tables
+from agentic_loadkit.provisioning.schema.schemamap import parse_schema_map
+from agentic_loadkit.provisioning.target.url import DatabaseTarget
+from agentic_loadkit.reference_platform.schema import create_schema
 from typer.testing import CliRunner
 from up_helpers import fetch, fetchval, run, sql, up
 

@@ -11,15 +11,16 @@ import json
 import subprocess
 import sys
 
-from agentic_loadkit.provisioning import cli_demo, cli_down
-from agentic_loadkit.provisioning.demo import DEFAULT_TIME_SCALE
-from agentic_loadkit.provisioning.teardown import DownSettings
+from agentic_loadkit.cli import demo as cli_demo
+from agentic_loadkit.cli import down as cli_down
+from agentic_loadkit.demo.cycle import DEFAULT_TIME_SCALE
+from agentic_loadkit.provisioning.down.teardown import DownSettings
 
-HEAVY = ("sqlalchemy", "asyncpg", "faker", "asyncio", "agentic_loadkit.provisioning.up")
+HEAVY = ("sqlalchemy", "asyncpg", "faker", "asyncio", "agentic_loadkit.provisioning.up.provision")
 
 PROBE = """
 import json, sys
-from agentic_loadkit.provisioning import cli
+from agentic_loadkit.cli import app as cli
 cli._register_commands()
 import typer.main
 group = typer.main.get_command(cli.app)
@@ -38,7 +39,7 @@ def test_registering_the_commands_imports_no_heavy_stack() -> None:
 def test_help_runs_without_the_heavy_stack() -> None:
     code = (
         "import sys\n"
-        "from agentic_loadkit.provisioning.cli import main\n"
+        "from agentic_loadkit.cli.app import main\n"
         "sys.argv = ['provision', '--help']\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         f"print('LOADED', [m for m in {list(HEAVY)!r} if m in sys.modules])\n"

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from agentic_loadkit.provisioning import cli
+from agentic_loadkit.cli import app as cli
 from agentic_loadkit.provisioning._version import __version__
 from typer.testing import CliRunner
 
@@ -56,7 +56,7 @@ def test_every_command_has_help() -> None:
 )
 def test_bad_database_urls_give_one_sentence(url: str, code: int, needle: str) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "agentic_loadkit.provisioning", "platform", "init", "--database-url", url],
+        [sys.executable, "-m", "agentic_loadkit.cli", "platform", "init", "--database-url", url],
         capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == code, proc.stderr
@@ -68,7 +68,7 @@ def test_bad_database_urls_give_one_sentence(url: str, code: int, needle: str) -
 
 def test_debug_shows_traceback() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "agentic_loadkit.provisioning", "--debug", "platform", "init",
+        [sys.executable, "-m", "agentic_loadkit.cli", "--debug", "platform", "init",
          "--database-url", "postgresql://postgres@127.0.0.1:1/nope"],
         capture_output=True, text=True, timeout=60,
     )

@@ -18,9 +18,9 @@ from typing import Any
 
 import asyncpg
 import pytest
-from agentic_loadkit.provisioning.copyencode import COPY_HEADER, COPY_TRAILER, column_types, row_encoder
-from agentic_loadkit.provisioning.copyload import CopyTarget, copy_rows
-from agentic_loadkit.provisioning.dburl import DatabaseTarget
+from agentic_loadkit.provisioning.target.copyencode import COPY_HEADER, COPY_TRAILER, column_types, row_encoder
+from agentic_loadkit.provisioning.target.copyload import CopyTarget, copy_rows
+from agentic_loadkit.provisioning.target.url import DatabaseTarget
 from up_helpers import up
 
 COLUMNS = {

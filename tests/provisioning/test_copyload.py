@@ -8,9 +8,9 @@ from typing import Any
 
 import asyncpg
 import pytest
-from agentic_loadkit.provisioning.copyload import CopyTarget, copy_rows
-from agentic_loadkit.provisioning.dburl import DatabaseTarget
 from agentic_loadkit.provisioning.progress import ProgressEvent
+from agentic_loadkit.provisioning.target.copyload import CopyTarget, copy_rows
+from agentic_loadkit.provisioning.target.url import DatabaseTarget
 
 DDL = """
 CREATE SCHEMA IF NOT EXISTS "odd schema";

@@ -10,7 +10,8 @@ import stat
 from pathlib import Path
 
 import pytest
-from agentic_loadkit.provisioning.credentials import (
+from agentic_loadkit.provisioning.errors import CredentialsError, InputError, RunNotFound, StateDirUnsafe
+from agentic_loadkit.provisioning.runs.poolfile import (
     CSV_HEADER,
     CredentialRow,
     export_credentials,
@@ -20,7 +21,6 @@ from agentic_loadkit.provisioning.credentials import (
     write_credentials,
     write_manifest,
 )
-from agentic_loadkit.provisioning.errors import CredentialsError, InputError, RunNotFound, StateDirUnsafe
 
 
 def _rows(n: int, prefix: str = "u") -> list[CredentialRow]:

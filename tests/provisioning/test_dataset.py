@@ -9,7 +9,8 @@ from typing import Any
 
 import asyncpg
 import pytest
-from agentic_loadkit.provisioning.dataset import (
+from agentic_loadkit.provisioning.errors import InputError
+from agentic_loadkit.provisioning.generate.dataset import (
     TABLES,
     Dataset,
     GenerationSpec,
@@ -18,10 +19,9 @@ from agentic_loadkit.provisioning.dataset import (
     UuidIds,
     compute_fingerprint,
 )
-from agentic_loadkit.provisioning.dburl import DatabaseTarget
-from agentic_loadkit.provisioning.errors import InputError
-from agentic_loadkit.provisioning.fingerprint import CHUNK_ROWS
-from agentic_loadkit.provisioning.scales import SCALES, ScaleCounts
+from agentic_loadkit.provisioning.generate.fingerprint import CHUNK_ROWS
+from agentic_loadkit.provisioning.generate.scales import SCALES, ScaleCounts
+from agentic_loadkit.provisioning.target.url import DatabaseTarget
 
 SMALL = SCALES["small"]
 # enough rows that agents span several fingerprint chunks

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from agentic_loadkit.provisioning.dburl import (
+from agentic_loadkit.provisioning.errors import InputError, RemoteTargetRefused
+from agentic_loadkit.provisioning.target.url import (
     check_remote_allowed,
     is_loopback_host,
     mask_url,
     parse_database_url,
 )
-from agentic_loadkit.provisioning.errors import InputError, RemoteTargetRefused
 
 
 @pytest.mark.parametrize(

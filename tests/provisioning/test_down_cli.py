@@ -10,8 +10,9 @@ from typing import Any
 
 import asyncpg
 import pytest
-from agentic_loadkit.provisioning import cli, ledger
-from agentic_loadkit.provisioning.dburl import DatabaseTarget
+from agentic_loadkit.cli import app as cli
+from agentic_loadkit.provisioning.runs import ledger
+from agentic_loadkit.provisioning.target.url import DatabaseTarget
 from teardown_helpers import (
     TABLES,
     checksum,

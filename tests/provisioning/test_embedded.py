@@ -11,10 +11,10 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from agentic_loadkit.provisioning import cli
-from agentic_loadkit.provisioning.database import resolve_database
-from agentic_loadkit.provisioning.embedded import EMBEDDED_DATABASE, EmbeddedPostgres
+from agentic_loadkit.cli import app as cli
 from agentic_loadkit.provisioning.errors import DatabaseUnreachable
+from agentic_loadkit.provisioning.target.embedded import EMBEDDED_DATABASE, EmbeddedPostgres
+from agentic_loadkit.provisioning.target.resolve import resolve_database
 from typer.testing import CliRunner
 
 cli._register_commands()

@@ -14,13 +14,14 @@ from typing import Any
 
 import asyncpg
 import pytest
-from agentic_loadkit.provisioning.analyze import analyze_statement
-from agentic_loadkit.provisioning.dburl import DatabaseTarget, parse_database_url
 from agentic_loadkit.provisioning.errors import DatabaseRefused, ProvisioningFailed
-from agentic_loadkit.provisioning.fkcheck import plan_fk_checks
+from agentic_loadkit.provisioning.generate.binding import plan_tables
 from agentic_loadkit.provisioning.progress import ProgressEvent
-from agentic_loadkit.provisioning.reflect import plan_tables, reflect_tables
-from agentic_loadkit.provisioning.schema_map import SchemaMap
+from agentic_loadkit.provisioning.schema.reflect import reflect_tables
+from agentic_loadkit.provisioning.schema.schemamap import SchemaMap
+from agentic_loadkit.provisioning.target.url import DatabaseTarget, parse_database_url
+from agentic_loadkit.provisioning.up.analyze import analyze_statement
+from agentic_loadkit.provisioning.up.fkcheck import plan_fk_checks
 from dbtools import execute
 from up_helpers import TABLES, fetchval, run, run_counts, run_row, total_rows, up
 

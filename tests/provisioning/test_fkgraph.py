@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncpg
 import pytest
-from agentic_loadkit.fixtures.platform.schema import TABLE_NAMES
-from agentic_loadkit.provisioning.dburl import DatabaseTarget
+from agentic_loadkit.provisioning.down.sql import path_label
 from agentic_loadkit.provisioning.errors import SchemaMismatch
-from agentic_loadkit.provisioning.fkgraph import Edge, ForeignKeyGraph, TableRef, build_graph, reflect_graph
-from agentic_loadkit.provisioning.teardown_sql import path_label
+from agentic_loadkit.provisioning.schema.fkgraph import Edge, ForeignKeyGraph, TableRef, build_graph, reflect_graph
+from agentic_loadkit.provisioning.target.url import DatabaseTarget
+from agentic_loadkit.reference_platform.schema import TABLE_NAMES
 from teardown_helpers import VARIANT_SQL, execute, run
 
 REFERENCE = set(TABLE_NAMES)

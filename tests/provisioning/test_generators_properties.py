@@ -6,9 +6,9 @@ import math
 import tempfile
 from pathlib import Path
 
-from agentic_loadkit.provisioning.dataset import TABLES, Dataset, GenerationSpec, IdSpace, IntegerIds, UuidIds
 from agentic_loadkit.provisioning.errors import InputError
-from agentic_loadkit.provisioning.scales import COUNT_KEYS, SCALES, ScaleCounts, allocate, resolve_counts
+from agentic_loadkit.provisioning.generate.dataset import TABLES, Dataset, GenerationSpec, IdSpace, IntegerIds, UuidIds
+from agentic_loadkit.provisioning.generate.scales import COUNT_KEYS, SCALES, ScaleCounts, allocate, resolve_counts
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_rows import HASHES, check_invariants, generate

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import bcrypt
 import pytest
-from agentic_loadkit.provisioning import passwords
 from agentic_loadkit.provisioning.errors import InputError
-from agentic_loadkit.provisioning.passwords import PASSWORD_LENGTH, hash_passwords
+from agentic_loadkit.provisioning.generate import passwords
+from agentic_loadkit.provisioning.generate.passwords import PASSWORD_LENGTH, hash_passwords
 from agentic_loadkit.provisioning.progress import ProgressEvent
 
 
@@ -83,7 +83,7 @@ def test_a_script_without_a_main_guard_can_hash(tmp_path: Path) -> None:
         textwrap.dedent(
             """
             import asyncio
-            from agentic_loadkit.provisioning.passwords import hash_passwords
+            from agentic_loadkit.provisioning.generate.passwords import hash_passwords
             result = asyncio.run(hash_passwords(4, 7))
             print("hashed", len(result))
             """

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import agentic_loadkit.provisioning as api
-from agentic_loadkit.provisioning import teardown, up
+from agentic_loadkit.provisioning.down import teardown
+from agentic_loadkit.provisioning.up import provision as up
 
 
 def test_every_exported_name_resolves() -> None:

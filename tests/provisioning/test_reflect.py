@@ -13,14 +13,15 @@ from typing import Any
 import asyncpg
 import pytest
 import sqlalchemy as sa
-from agentic_loadkit.fixtures.platform.schema import create_schema
-from agentic_loadkit.provisioning.columnvalues import coerce_value, fill_value
-from agentic_loadkit.provisioning.dataset import TABLE_COLUMNS
-from agentic_loadkit.provisioning.dburl import DatabaseTarget
 from agentic_loadkit.provisioning.errors import InputError, SchemaMismatch
-from agentic_loadkit.provisioning.reflect import TablePlan, plan_tables, reflect_tables
-from agentic_loadkit.provisioning.schema_map import SchemaMap, parse_schema_map
-from agentic_loadkit.provisioning.sequences import reserve_id_blocks
+from agentic_loadkit.provisioning.generate.binding import plan_tables
+from agentic_loadkit.provisioning.generate.columnvalues import coerce_value, fill_value
+from agentic_loadkit.provisioning.generate.dataset import TABLE_COLUMNS
+from agentic_loadkit.provisioning.schema.reflect import TablePlan, reflect_tables
+from agentic_loadkit.provisioning.schema.schemamap import SchemaMap, parse_schema_map
+from agentic_loadkit.provisioning.target.url import DatabaseTarget
+from agentic_loadkit.provisioning.up.idblocks import reserve_id_blocks
+from agentic_loadkit.reference_platform.schema import create_schema
 from sqlalchemy.dialects import postgresql as pg
 
 NOW = dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.UTC)

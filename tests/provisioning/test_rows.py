@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from agentic_loadkit.provisioning.dataset import (
+from agentic_loadkit.provisioning.generate.dataset import (
     TABLE_COLUMNS,
     TABLES,
     Dataset,
@@ -25,9 +25,9 @@ from agentic_loadkit.provisioning.dataset import (
     IntegerIds,
     UuidIds,
 )
-from agentic_loadkit.provisioning.pools import MAX_TOKENS_CHOICES, MODEL_CATALOGUE, RESERVED_DOMAIN_SUFFIXES
-from agentic_loadkit.provisioning.rows import ANCHOR, EPOCH
-from agentic_loadkit.provisioning.scales import SCALES, ScaleCounts
+from agentic_loadkit.provisioning.generate.pools import MAX_TOKENS_CHOICES, MODEL_CATALOGUE, RESERVED_DOMAIN_SUFFIXES
+from agentic_loadkit.provisioning.generate.rows import ANCHOR, EPOCH
+from agentic_loadkit.provisioning.generate.scales import SCALES, ScaleCounts
 
 Rows = dict[str, list[dict[str, Any]]]
 HASHES = [f"$2b$04$slot{k:02d}" + "x" * 45 for k in range(16)]

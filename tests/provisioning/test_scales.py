@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from agentic_loadkit.provisioning.errors import InputError
-from agentic_loadkit.provisioning.scales import (
+from agentic_loadkit.provisioning.generate.scales import (
     COUNT_KEYS,
     MAX_ROWS_PER_TABLE,
     SCALES,

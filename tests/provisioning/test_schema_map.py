@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from agentic_loadkit.provisioning.errors import InputError
-from agentic_loadkit.provisioning.schema_map import (
+from agentic_loadkit.provisioning.schema.schemamap import (
     SchemaMap,
     load_schema_map,
     parse_schema_map,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from agentic_loadkit.provisioning.errors import StateDirUnsafe
-from agentic_loadkit.provisioning.statedir import ensure_private_dir, ensure_state_dir, write_private_file
+from agentic_loadkit.provisioning.target.statedir import ensure_private_dir, ensure_state_dir, write_private_file
 
 
 def _mode(path: Path) -> int:

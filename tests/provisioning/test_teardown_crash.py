@@ -15,9 +15,9 @@ from typing import Any
 
 import asyncpg
 import pytest
-from agentic_loadkit.provisioning import ledger
-from agentic_loadkit.provisioning.dburl import DatabaseTarget
-from agentic_loadkit.provisioning.teardown import DownSettings, provision_down
+from agentic_loadkit.provisioning.down.teardown import DownSettings, provision_down
+from agentic_loadkit.provisioning.runs import ledger
+from agentic_loadkit.provisioning.target.url import DatabaseTarget
 from teardown_helpers import checksum, fetchval, residue, run, run_status, seed_foreign, seed_run
 from up_helpers import install_gate
 
@@ -26,7 +26,7 @@ DEADLINE = 60.0
 
 def cli(state: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "agentic_loadkit.provisioning", "--state-dir", str(state), *args],
+        [sys.executable, "-m", "agentic_loadkit.cli", "--state-dir", str(state), *args],
         env={k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PROVISION_ALLOW_REMOTE")},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from agentic_loadkit.provisioning import ledger
-from agentic_loadkit.provisioning.dburl import DatabaseTarget
+from agentic_loadkit.provisioning.down.teardown import DownSettings, plan_down, provision_down
 from agentic_loadkit.provisioning.errors import ConcurrentOperation, RunNotFound, TeardownIncomplete
 from agentic_loadkit.provisioning.progress import ProgressEvent
-from agentic_loadkit.provisioning.teardown import DownSettings, plan_down, provision_down
+from agentic_loadkit.provisioning.runs import ledger
+from agentic_loadkit.provisioning.target.url import DatabaseTarget
 from teardown_helpers import (
     TABLES,
     VARIANT_SQL,

@@ -10,9 +10,9 @@ from typing import Any
 
 import asyncpg
 import pytest
-from agentic_loadkit.fixtures.platform.schema import RUNTIME_TABLES, V1_TABLES
-from agentic_loadkit.provisioning import cli
-from agentic_loadkit.provisioning.dburl import DatabaseTarget
+from agentic_loadkit.cli import app as cli
+from agentic_loadkit.provisioning.target.url import DatabaseTarget
+from agentic_loadkit.reference_platform.schema import RUNTIME_TABLES, V1_TABLES
 from typer.testing import CliRunner
 from up_helpers import run, up
 

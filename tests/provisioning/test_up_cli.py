@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agentic_loadkit.provisioning import cli
-from agentic_loadkit.provisioning.dburl import DatabaseTarget
-from agentic_loadkit.provisioning.scales import SCALES
+from agentic_loadkit.cli import app as cli
+from agentic_loadkit.provisioning.generate.scales import SCALES
+from agentic_loadkit.provisioning.target.url import DatabaseTarget
 from typer.testing import CliRunner
 from up_helpers import TABLES, fetchval, install_gate, run_counts, run_row, total_rows
 
@@ -214,7 +214,7 @@ def test_ctrl_c_rolls_back(db_factory: Any, tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "agentic_loadkit.provisioning",
+            "agentic_loadkit.cli",
             "up",
             "--database-url",
             target.url,

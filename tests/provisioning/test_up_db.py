@@ -13,15 +13,15 @@ import asyncpg
 import bcrypt
 import pytest
 import sqlalchemy as sa
-from agentic_loadkit.provisioning.bulkload import plan_pieces
-from agentic_loadkit.provisioning.dataset import Dataset, GenerationSpec, compute_fingerprint
-from agentic_loadkit.provisioning.dburl import DatabaseTarget
 from agentic_loadkit.provisioning.errors import ProvisioningFailed
+from agentic_loadkit.provisioning.generate.dataset import Dataset, GenerationSpec, compute_fingerprint
+from agentic_loadkit.provisioning.generate.scales import SCALES
 from agentic_loadkit.provisioning.progress import ProgressEvent
-from agentic_loadkit.provisioning.runs import run_status
-from agentic_loadkit.provisioning.scales import SCALES
-from agentic_loadkit.provisioning.up import UpResult, UpSettings, provision_up
-from agentic_loadkit.provisioning.upplan import plan_up
+from agentic_loadkit.provisioning.runs.listing import run_status
+from agentic_loadkit.provisioning.target.url import DatabaseTarget
+from agentic_loadkit.provisioning.up.load import plan_pieces
+from agentic_loadkit.provisioning.up.plan import plan_up
+from agentic_loadkit.provisioning.up.provision import UpResult, UpSettings, provision_up
 from up_helpers import (
     TABLES,
     fetch,
@@ -369,7 +369,7 @@ columns = { tenant_id = "org_id" }
 
 def _acme_schema(url: str) -> None:
     """The reference schema under other names, with an extra NOT NULL column without default."""
-    from agentic_loadkit.fixtures.platform.schema import build_metadata
+    from agentic_loadkit.reference_platform.schema import build_metadata
     from sqlalchemy.ext.asyncio import create_async_engine
 
     md = build_metadata("uuid", schema="acme")

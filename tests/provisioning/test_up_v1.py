@@ -12,10 +12,10 @@ from typing import Any
 import bcrypt
 import httpx
 import pytest
-from agentic_loadkit.fixtures.platform.server import PlatformProcess
-from agentic_loadkit.provisioning.dburl import DatabaseTarget
-from agentic_loadkit.provisioning.scales import SCALES
-from agentic_loadkit.provisioning.up import UpResult
+from agentic_loadkit.provisioning.generate.scales import SCALES
+from agentic_loadkit.provisioning.target.url import DatabaseTarget
+from agentic_loadkit.provisioning.up.provision import UpResult
+from agentic_loadkit.reference_platform.server import PlatformProcess
 from up_helpers import fetch, fetchval, run, run_counts, up
 from v1_rules import cross_tenant_references, run_rows, violations
 

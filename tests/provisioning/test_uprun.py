@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 import pytest
-from agentic_loadkit.provisioning.uprun import _connection_lost
+from agentic_loadkit.provisioning.up.session import _connection_lost
 
 
 @pytest.mark.parametrize(

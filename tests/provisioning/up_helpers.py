@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from agentic_loadkit.provisioning.dburl import DatabaseTarget
 from agentic_loadkit.provisioning.progress import ProgressCallback, null_progress
-from agentic_loadkit.provisioning.up import UpResult, UpSettings, provision_up
+from agentic_loadkit.provisioning.target.url import DatabaseTarget
+from agentic_loadkit.provisioning.up.provision import UpResult, UpSettings, provision_up
 from dbtools import fetch_async as fetch
 from dbtools import fetchval, run
 

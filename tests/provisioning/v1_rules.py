@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from agentic_loadkit.provisioning.dburl import DatabaseTarget
+from agentic_loadkit.provisioning.target.url import DatabaseTarget
 from dbtools import fetch
 
 Rule = Callable[[Any, dict[str, Any]], bool]

@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from agentic_loadkit.provisioning.dburl import DatabaseTarget
+from agentic_loadkit.provisioning.target.url import DatabaseTarget
 from scenario_support import Platforms, ProvisionedRun, provision
 
 _skip = os.environ.get("LOCUST_SKIP_MONKEY_PATCH")

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import asyncpg
 import bcrypt
-from agentic_loadkit.fixtures.platform.schema import TABLE_NAMES, create_schema
-from agentic_loadkit.fixtures.platform.server import PlatformProcess
-from agentic_loadkit.provisioning.dburl import DatabaseTarget
+from agentic_loadkit.provisioning.target.url import DatabaseTarget
+from agentic_loadkit.reference_platform.schema import TABLE_NAMES, create_schema
+from agentic_loadkit.reference_platform.server import PlatformProcess
 
 REPO = Path(__file__).resolve().parents[2]
 LOCUSTFILE = REPO / "scenarios" / "locustfile.py"

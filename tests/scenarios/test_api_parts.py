@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from agentic_loadkit.fixtures.platform.app import create_app
-from agentic_loadkit.fixtures.platform.settings import PlatformSettings
 from agentic_loadkit.provisioning.errors import InputError
+from agentic_loadkit.reference_platform.app import create_app
+from agentic_loadkit.reference_platform.settings import PlatformSettings
 from agentic_loadkit.scenarios.dialects import AGENT_BASE_BODY, AgentPayloads, login_request, rate_limit_refusal
 from agentic_loadkit.scenarios.discovery import dialect_of, discover, routes_from_openapi
 from agentic_loadkit.scenarios.gate import Check, render_table

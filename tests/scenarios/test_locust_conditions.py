@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from agentic_loadkit.fixtures.platform.server import free_port
+from agentic_loadkit.reference_platform.server import free_port
 from prometheus_client.parser import text_string_to_metric_families
 from scenario_support import (
     LOCUST,

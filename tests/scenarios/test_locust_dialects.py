@@ -13,7 +13,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from agentic_loadkit.provisioning.dburl import DatabaseTarget
+from agentic_loadkit.provisioning.target.url import DatabaseTarget
 from scenario_support import Platforms, ProvisionedRun, provision_v1, run_locust
 
 LENIENT = ["--gate-p95-ms", "5000", "--gate-endpoint-p95-ms", "10000", "--gate-min-rps", "5",

@@ -12,7 +12,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from agentic_loadkit.fixtures.platform.server import free_port
+from agentic_loadkit.reference_platform.server import free_port
 from scenario_support import (
     LOCUST,
     LOCUSTFILE,
