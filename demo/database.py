@@ -10,7 +10,7 @@ verification that does not go through the foreign-key graph.
 from __future__ import annotations
 
 import asyncpg
-from agentic_loadkit.provisioning.errors import DatabaseUnreachable
+from agentic_loadkit.provisioning.errors import DatabaseUnreachable, first_line
 from agentic_loadkit.provisioning.runs import ledger
 from agentic_loadkit.provisioning.target.resolve import connect
 from agentic_loadkit.provisioning.target.url import DatabaseTarget, mask_text
@@ -23,9 +23,6 @@ PLATFORM_TABLES = (
 )  # == fixtures.platform.schema.TABLE_NAMES (that module imports SQLAlchemy; loaded only when needed)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return mask_text(text.splitlines()[0]).rstrip(".") if text else type(exc).__name__
 
 
 async def platform_tables(target: DatabaseTarget) -> set[str]:
@@ -52,7 +49,7 @@ async def ensure_database(server: DatabaseTarget, name: str) -> DatabaseTarget:
             except asyncpg.PostgresError as exc:
                 raise DatabaseUnreachable(
                     f"PostgreSQL on {server.host_label} refused to create the demo database {name!r} "
-                    f"({_first_line(exc)}); pass --database-url of an empty database instead.",
+                    f"({mask_text(first_line(exc)).rstrip('.')}); pass --database-url of an empty database instead.",
                     database=name,
                 ) from None
     finally:

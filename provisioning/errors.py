@@ -168,3 +168,10 @@ class PlatformUnresponsive(ProvisionError):
     """The platform under test gave no HTTP answer to the scenarios' warm-up in time."""
 
     exit_code = 16
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (drivers put their detail below it), or the
+    exception's type when it has no message; callers that show it mask secrets first."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -30,7 +30,7 @@ from typing import Any
 
 import asyncpg
 
-from ..errors import DatabaseRefused, InputError, Interrupted, RunNotFound, TeardownIncomplete
+from ..errors import DatabaseRefused, InputError, Interrupted, RunNotFound, TeardownIncomplete, first_line
 from ..progress import ProgressCallback, ProgressEvent, null_progress
 from ..runs.ledger import (
     RunRecord,
@@ -248,8 +248,6 @@ async def _check(
     return needed
 
 
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 # a role without the privilege, a read-only transaction or standby, a lock not granted in time
@@ -260,13 +258,13 @@ def _refused(exc: asyncpg.PostgresError, command: str) -> Exception:
     """``DatabaseRefused`` (exit 15) for a refusal before anything was deleted; else ``exc`` itself."""
     if str(getattr(exc, "sqlstate", "") or "") in _REFUSED_STATES:
         return DatabaseRefused(
-            f"PostgreSQL refused what {command} needs ({_first_line(exc)}); nothing was deleted."
+            f"PostgreSQL refused what {command} needs ({first_line(exc)}); nothing was deleted."
         )
     return exc
 
 
 def _failed(run_id: str, table: str, exc: BaseException) -> TeardownIncomplete:
-    text = _first_line(exc)
+    text = first_line(exc)
     return TeardownIncomplete(
         f"Deleting run {run_id}'s rows from table {table} failed ({text}); the run stays 'tearing_down' "
         f"and 'provision down {run_id}' resumes it.",
@@ -435,7 +433,7 @@ async def _remove_rows(
         needed = await _check(conn, graph, run_id, chunks)
     except DB_ERRORS as exc:
         raise TeardownIncomplete(
-            f"Checking run {run_id}'s rows failed ({_first_line(exc)}); nothing was deleted.", run_id=run_id
+            f"Checking run {run_id}'s rows failed ({first_line(exc)}); nothing was deleted.", run_id=run_id
         ) from exc
     extra = [await open_connection(db) for _ in range(min(settings.jobs, len(chunks)) - 1)]
     try:

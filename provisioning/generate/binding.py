@@ -25,8 +25,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..errors import InputError, ProvisionError, SchemaMismatch
-from ..schema.concepts import CONCEPTS, FIELD_KINDS, VOCABULARIES, fill_by_name, flavour_of
-from ..schema.schemamap import CONTRACT_TABLES, SchemaMap, TableMap
+from ..schema.concepts import CONCEPTS, CONTRACT_TABLES, FIELD_KINDS, VOCABULARIES, fill_by_name, flavour_of
+from ..schema.schemamap import SchemaMap, TableMap
 from ..schema.tableplan import BoundColumn, FilledColumn, IdKind, LiveTable, SkippedConcept, TablePlan
 from ..target.copyload import Row, RowTransform
 from .columnvalues import coerce_value, fill_value, type_label

@@ -20,6 +20,7 @@ from itertools import accumulate, pairwise
 from typing import Protocol, runtime_checkable
 
 from ..errors import InputError
+from ..schema.concepts import CONTRACT_TABLES
 from .fingerprint import CHUNK_ROWS, FingerprintAccumulator, chunk_digest
 from .passwords import DEFAULT_PASSWORD_COUNT
 from .pools import build_pools
@@ -28,7 +29,6 @@ from .rows import (
     FIELDS,
     OPTIONAL_COLUMNS,
     TABLE_COLUMNS,
-    TABLES,
     TENANT_SLOT_RANGE,
     USER_CANON_WIDTH,
     IdAccess,
@@ -49,7 +49,6 @@ __all__ = [
     "EXTRA_FIELDS",
     "FIELDS",
     "OPTIONAL_COLUMNS",
-    "TABLES",
     "TABLE_COLUMNS",
     "Dataset",
     "GenerationSpec",
@@ -208,7 +207,7 @@ class UserInfo:
 def _id_access(ids: IdSpace, offsets: Mapping[str, Sequence[int]]) -> IdAccess:
     fast = getattr(ids, "id_function", None)
     fns: dict[str, IdFn] = {
-        table: fast(table) if callable(fast) else functools.partial(ids.id, table) for table in TABLES
+        table: fast(table) if callable(fast) else functools.partial(ids.id, table) for table in CONTRACT_TABLES
     }
     block = getattr(ids, "id_block", None)
     if not callable(block):
@@ -296,7 +295,7 @@ class Dataset:
         n = spec.counts.tenants
         weights = tenant_weights(n, spec.skew, seed)
         self._sizes: dict[str, list[int]] = {"tenants": [1] * n}
-        for table in TABLES[1:]:
+        for table in CONTRACT_TABLES[1:]:
             self._sizes[table] = allocate(counts[table], weights, minimum=1)
         self._offsets: dict[str, list[int]] = {
             table: [0, *accumulate(sizes)] for table, sizes in self._sizes.items()
@@ -323,18 +322,18 @@ class Dataset:
             "columns": {t: list(c) for t, c in TABLE_COLUMNS.items()},
         }
         if extended:  # the guide's header (and fingerprint) stays as it always was
-            header["extended"] = {t: list(EXTRA_FIELDS[t]) for t in TABLES if t in extended}
+            header["extended"] = {t: list(EXTRA_FIELDS[t]) for t in CONTRACT_TABLES if t in extended}
         self.fingerprint_state = FingerprintAccumulator(header, self.pools.digest, counts)
         self.streams: list[TableStream] = [
             TableStream(table, (FIELDS if table in extended else TABLE_COLUMNS)[table], counts[table], self)
-            for table in TABLES
+            for table in CONTRACT_TABLES
         ]
 
     def stream(self, table: str) -> TableStream:
         for s in self.streams:
             if s.table == table:
                 return s
-        raise KeyError(f"no table {table!r}; tables: {', '.join(TABLES)}")
+        raise KeyError(f"no table {table!r}; tables: {', '.join(CONTRACT_TABLES)}")
 
     def build_range(self, table: str, start: int, stop: int, ids: IdSpace) -> list[tuple]:
         """Rows ``[start, stop)`` of ``table``, rebuilt alone (any range; the fingerprint is untouched)."""
@@ -360,7 +359,7 @@ class Dataset:
 
     def users(self) -> Iterator[UserInfo]:
         """Every generated user, in index order (the same values the ``users`` stream writes)."""
-        acc = _id_access(IntegerIds({table: 0 for table in TABLES}), self._offsets)
+        acc = _id_access(IntegerIds({table: 0 for table in CONTRACT_TABLES}), self._offsets)
         total, width = self._offsets["users"][-1], USER_CANON_WIDTH
         for lo in range(0, total, CHUNK_ROWS):
             canon: list[int] = []
@@ -389,7 +388,7 @@ class Dataset:
 def compute_fingerprint(spec: GenerationSpec) -> str:
     """Generate everything without a database and return the fingerprint (tests, dry runs)."""
     dataset = Dataset(spec, [f"slot-{k}" for k in range(spec.password_slots)])
-    ids = IntegerIds({table: 1 for table in TABLES})
+    ids = IntegerIds({table: 1 for table in CONTRACT_TABLES})
     for stream in dataset.streams:
         for _batch in stream.batches(ids):
             pass

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
-from ..schema.concepts import VOCABULARIES
+from ..schema.concepts import CONTRACT_TABLES, VOCABULARIES
 from .pools import EMAIL_DOMAIN, EMBEDDING_MODELS, MAX_TOKENS_CHOICES, MODEL_CATALOGUE, Pools
 from .scales import allocate
 from .v1values import COLLECTION_EMBEDDINGS, PLAN_LIMITS, V1Catalogue
@@ -36,7 +36,6 @@ __all__ = [
     "EXTRA_FIELDS",
     "FIELDS",
     "OPTIONAL_COLUMNS",
-    "TABLES",
     "TABLE_COLUMNS",
     "TENANT_SLOT_RANGE",
     "TIME_SLOTS",
@@ -57,7 +56,6 @@ __all__ = [
 IdFn = Callable[[int], object]
 BlockFn = Callable[[str, int, int], Sequence[object]]
 
-TABLES = ("tenants", "users", "agents", "workflows", "collections", "mcp_servers")
 TABLE_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "tenants": ("id", "name", "slug", "settings", "status", "created_at"),
     "users": ("id", "tenant_id", "email", "username", "hashed_password", "full_name", "role",
@@ -119,7 +117,7 @@ _GOLDEN = 0x9E3779B97F4A7C15
 _C1 = 0xBF58476D1CE4E5B9
 _C2 = 0x94D049BB133111EB
 _SALTS = {name: (k + 1) * 0x632BE59BD9B4E019 & _M
-          for k, name in enumerate((*TABLES, "refs", "tenant_created", "tenant_names"))}
+          for k, name in enumerate((*CONTRACT_TABLES, "refs", "tenant_created", "tenant_names"))}
 
 
 def mix64(x: int) -> int:

@@ -21,9 +21,9 @@ from types import MappingProxyType
 
 from ..errors import InputError
 from ..files import read_input_text
+from ..schema.concepts import CONTRACT_TABLES
 
 __all__ = [
-    "COUNT_KEYS",
     "DEFAULT_SKEW",
     "MAX_ROWS_PER_TABLE",
     "MAX_SKEW",
@@ -36,7 +36,6 @@ __all__ = [
     "tenant_weights",
 ]
 
-COUNT_KEYS = ("tenants", "users", "agents", "workflows", "collections", "mcp_servers")
 
 #: Above this a count is almost certainly a typo (and would not fit the disk anyway).
 MAX_ROWS_PER_TABLE = 50_000_000
@@ -101,8 +100,8 @@ def _check_count(key: str, value: int, *, source: str) -> None:
 
 
 def _check_unknown_key(key: str, *, source: str) -> None:
-    if key not in COUNT_KEYS:
-        raise InputError(f"Unknown count {key!r}{source}; known counts: {', '.join(COUNT_KEYS)}.")
+    if key not in CONTRACT_TABLES:
+        raise InputError(f"Unknown count {key!r}{source}; known counts: {', '.join(CONTRACT_TABLES)}.")
 
 
 def _load_profile(path: Path) -> dict[str, object]:

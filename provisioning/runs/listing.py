@@ -16,7 +16,8 @@ from typing import Any
 
 import asyncpg
 
-from ..schema.schemamap import CONTRACT_TABLES, SchemaMap, parse_schema_map, qualified_name, quote_identifier
+from ..schema.concepts import CONTRACT_TABLES
+from ..schema.schemamap import SchemaMap, parse_schema_map, qualified_name, quote_identifier
 from ..target.resolve import connect, resolve_database
 from ..target.statedir import default_state_dir
 from . import ledger

@@ -35,6 +35,8 @@ __all__ = [
     "flavour_of",
 ]
 
+# The six entities the toolkit provisions, in load order (parents first): the one list of them.
+CONTRACT_TABLES = ("tenants", "users", "agents", "workflows", "collections", "mcp_servers")
 FLAVOURS = ("guide", "v1")
 
 

@@ -23,7 +23,8 @@ from sqlalchemy.pool import NullPool
 from ..errors import SchemaMismatch
 from ..target.resolve import connect
 from ..target.url import DatabaseTarget
-from .schemamap import CONTRACT_TABLES, SchemaMap
+from .concepts import CONTRACT_TABLES
+from .schemamap import SchemaMap
 from .tableplan import BoundColumn, FilledColumn, IdKind, LiveColumn, LiveTable, SkippedConcept, TablePlan
 
 __all__ = [

@@ -41,9 +41,9 @@ from sqlalchemy.dialects import postgresql
 
 from ..errors import InputError
 from ..files import read_input_text
+from .concepts import CONTRACT_TABLES
 
 __all__ = [
-    "CONTRACT_TABLES",
     "DEFAULT_SCHEMA",
     "DEFAULT_TENANT_COLUMN",
     "SchemaMap",
@@ -55,7 +55,6 @@ __all__ = [
     "validate_identifier",
 ]
 
-CONTRACT_TABLES = ("tenants", "users", "agents", "workflows", "collections", "mcp_servers")
 DEFAULT_SCHEMA = "public"
 DEFAULT_TENANT_COLUMN = "tenant_id"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import DatabaseUnreachable
+from ..errors import DatabaseUnreachable, first_line
 from .statedir import ensure_state_dir
 from .url import parse_database_url
 
@@ -66,7 +66,7 @@ class EmbeddedPostgres:
         except Exception as exc:  # the wheel raises assorted errors; report one sentence
             raise DatabaseUnreachable(
                 f"The embedded PostgreSQL server under {self.pgdata} could not be started ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); see {self.pgdata / 'log'}."
+                f"{first_line(exc)}); see {self.pgdata / 'log'}."
             ) from exc
         self._ensure_database(base)
         return self._url_for(base, EMBEDDED_DATABASE)

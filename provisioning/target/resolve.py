@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import asyncpg
 
-from ..errors import DatabaseUnreachable, InputError
+from ..errors import DatabaseUnreachable, InputError, first_line
 from .embedded import EmbeddedPostgres
 from .statedir import default_state_dir
 from .url import DatabaseTarget, check_remote_allowed, parse_database_url
@@ -101,7 +101,7 @@ async def connect(
         ) from None
     except asyncpg.InvalidAuthorizationSpecificationError as exc:
         raise DatabaseUnreachable(
-            f"PostgreSQL refused the login for user {t.user!r} on {where} ({_first_line(exc)}).",
+            f"PostgreSQL refused the login for user {t.user!r} on {where} ({first_line(exc)}).",
             host=t.hosts[0][0], port=t.hosts[0][1], database=t.database,
         ) from None
     except asyncpg.InvalidCatalogNameError:
@@ -110,18 +110,15 @@ async def connect(
         ) from None
     except (TimeoutError, OSError, socket.gaierror, ConnectionError) as exc:
         raise DatabaseUnreachable(
-            f"Cannot reach PostgreSQL at {t.host_label} for {t.database!r} ({_first_line(exc) or type(exc).__name__}).",
+            f"Cannot reach PostgreSQL at {t.host_label} for {t.database!r} ({first_line(exc)}).",
             host=t.hosts[0][0], port=t.hosts[0][1], database=t.database,
         ) from None
     except asyncpg.PostgresError as exc:
         raise DatabaseUnreachable(
-            f"PostgreSQL at {t.host_label} refused the connection to {t.database!r} ({_first_line(exc)}).",
+            f"PostgreSQL at {t.host_label} refused the connection to {t.database!r} ({first_line(exc)}).",
             host=t.hosts[0][0], port=t.hosts[0][1], database=t.database,
         ) from None
     except ValueError as exc:
-        raise InputError(f"The database URL {t.masked!r} is not usable ({_first_line(exc)}).") from None
+        raise InputError(f"The database URL {t.masked!r} is not usable ({first_line(exc)}).") from None
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else ""

@@ -18,7 +18,7 @@ from typing import Any
 
 import asyncpg
 
-from ..errors import DatabaseRefused, Interrupted, ProvisionError, ProvisioningFailed
+from ..errors import DatabaseRefused, Interrupted, ProvisionError, ProvisioningFailed, first_line
 from ..generate.passwords import PasswordSet, hash_passwords
 from ..progress import ProgressCallback, ProgressEvent
 from ..runs import ledger
@@ -150,7 +150,7 @@ class RunState:
                 )
             return None
         except (*DB_ERRORS, ProvisionError) as exc:
-            return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            return f"{type(exc).__name__}: {first_line(exc)}"
         finally:
             if conn is not None and conn is not ctl:
                 drop_connection(conn)
@@ -168,19 +168,19 @@ async def failure(run: RunState, ctl: asyncpg.Connection, exc: BaseException) ->
         refused = _postgres_error(exc)
         if refused is not None and not isinstance(exc, ProvisionError):
             return DatabaseRefused(
-                f"PostgreSQL refused what provision up needs ({_first_line(refused)}); nothing was written."
+                f"PostgreSQL refused what provision up needs ({first_line(refused)}); nothing was written."
             )
         return exc
     if isinstance(exc, ProvisionError):
         reason = exc.message.rstrip(".")
     elif isinstance(exc, asyncpg.PostgresError) and not _connection_lost(exc):
-        reason = f"PostgreSQL refused a row{' of ' + run.table if run.table else ''}: {_first_line(exc)}"
+        reason = f"PostgreSQL refused a row{' of ' + run.table if run.table else ''}: {first_line(exc)}"
     elif isinstance(exc, DB_ERRORS):
         reason = f"the connection to the database was lost ({type(exc).__name__})"
     elif interrupted:
         reason = "interrupted"
     else:
-        reason = f"unexpected {type(exc).__name__}: {_first_line(exc)}"
+        reason = f"unexpected {type(exc).__name__}: {first_line(exc)}"
     # reuse the control connection only when it is certainly idle and healthy
     healthy = (
         isinstance(exc, asyncpg.PostgresError | ProvisionError)
@@ -192,7 +192,7 @@ async def failure(run: RunState, ctl: asyncpg.Connection, exc: BaseException) ->
     try:
         problem = await asyncio.shield(run.undo(ctl if healthy else None, reason))
     except Exception as undo_error:  # whatever it was, 'provision down' finishes the job
-        problem = f"{type(undo_error).__name__}: {_first_line(undo_error)}"
+        problem = f"{type(undo_error).__name__}: {first_line(undo_error)}"
     if healthy:
         await close_connection(ctl)
     if problem is None:
@@ -228,6 +228,3 @@ def _postgres_error(exc: BaseException) -> asyncpg.PostgresError | None:
     return None
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

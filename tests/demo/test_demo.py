@@ -102,7 +102,7 @@ def _alive(pid: int, created: float) -> bool:
 def assert_nothing_running(demo: DemoProcess, port: str) -> None:
     with demo.lock:
         seen = dict(demo.seen)
-    assert any("fixtures.platform.server" in cmd for _, cmd in seen.values()), "the platform was never seen"
+    assert any("reference_platform.server" in cmd for _, cmd in seen.values()), "the platform was never seen"
     alive = {pid: cmd for pid, (created, cmd) in seen.items() if _alive(pid, created)}
     assert not alive, f"processes of the demo still running: {alive}"
     strays = []

@@ -292,10 +292,10 @@ def test_dockerfile_builds_a_non_root_provision_image(dockerfile: list[tuple[str
     for path in required:
         assert (REPO / path).exists(), path
         assert not _docker_ignores(path, patterns), path
-    for path in ("provisioning/cli.py", "scenarios/locustfile.py", "fixtures/compose/docker-compose.v1.yml"):
+    for path in ("cli/app.py", "scenarios/locustfile.py", "fixtures/compose/docker-compose.v1.yml"):
         assert not _docker_ignores(path, patterns), path
     for path in (".provision/runs/r1/credentials.csv", "sub/.provision/pgdata/PG_VERSION", ".git/HEAD",
-                 ".env", "tests/conftest.py", "provisioning/__pycache__/cli.cpython-311.pyc"):
+                 ".env", "tests/conftest.py", "cli/__pycache__/app.cpython-311.pyc"):
         assert _docker_ignores(path, patterns), path
 
 

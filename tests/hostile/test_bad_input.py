@@ -1,5 +1,5 @@
 """Bad input, tried systematically: every case expects ONE sentence on stderr (``error: ...``), a
-documented non-zero exit code (``provisioning/errors.py``, the ``cli_up``/``cli_down`` docstrings),
+documented non-zero exit code (``provisioning/errors.py``, the ``cli/up.py``/``cli/down.py`` docstrings),
 no traceback, and nothing written: no ledger row, no platform row (the foreign-data checksum is
 unchanged), no file in the state directory.
 

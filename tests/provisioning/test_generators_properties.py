@@ -7,8 +7,9 @@ import tempfile
 from pathlib import Path
 
 from agentic_loadkit.provisioning.errors import InputError
-from agentic_loadkit.provisioning.generate.dataset import TABLES, Dataset, GenerationSpec, IdSpace, IntegerIds, UuidIds
-from agentic_loadkit.provisioning.generate.scales import COUNT_KEYS, SCALES, ScaleCounts, allocate, resolve_counts
+from agentic_loadkit.provisioning.generate.dataset import Dataset, GenerationSpec, IdSpace, IntegerIds, UuidIds
+from agentic_loadkit.provisioning.generate.scales import SCALES, ScaleCounts, allocate, resolve_counts
+from agentic_loadkit.provisioning.schema.concepts import CONTRACT_TABLES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_rows import HASHES, check_invariants, generate
@@ -39,7 +40,7 @@ def _resolve_text(text: str, overrides: tuple[str, ...] = ()) -> tuple[str, Scal
 @given(
     base=st.sampled_from(list(SCALES)),
     counts=valid_counts,
-    keys=st.sets(st.sampled_from(COUNT_KEYS)),
+    keys=st.sets(st.sampled_from(CONTRACT_TABLES)),
     underscores=st.booleans(),
 )
 def test_any_valid_profile_parses_to_exactly_its_counts(
@@ -70,7 +71,7 @@ def test_arbitrary_profile_text_parses_or_gives_one_input_error_sentence(text: s
 
 @QUICK
 @given(
-    key=st.one_of(st.sampled_from(COUNT_KEYS), st.text(max_size=12)),
+    key=st.one_of(st.sampled_from(CONTRACT_TABLES), st.text(max_size=12)),
     value=st.one_of(st.integers(-10, 10**9).map(str), st.text(max_size=12)),
     separator=st.sampled_from(["=", " = ", ":", ""]),
 )
@@ -132,7 +133,7 @@ def test_generated_data_keeps_every_invariant(
     if uuid_ids:
         ids = UuidIds("p7q8r9s0")
     else:
-        ids = IntegerIds({t: 10**6 * (k + 1) for k, t in enumerate(TABLES)})
+        ids = IntegerIds({t: 10**6 * (k + 1) for k, t in enumerate(CONTRACT_TABLES)})
     check_invariants(dataset, generate(dataset, ids, batch_size), ids)
 
 
@@ -162,7 +163,7 @@ def _toml_value(value: object) -> str:
 
 
 @QUICK
-@given(entries=st.dictionaries(st.sampled_from([*COUNT_KEYS, "robots", "Agents", "mcp-servers"]), toml_values,
+@given(entries=st.dictionaries(st.sampled_from([*CONTRACT_TABLES, "robots", "Agents", "mcp-servers"]), toml_values,
                                max_size=6))
 def test_structured_profiles_apply_exactly_or_name_the_offending_key(entries: dict[str, object]) -> None:
     text = "[counts]\n" + "".join(f'"{k}" = {_toml_value(v)}\n' for k, v in entries.items())
@@ -175,9 +176,9 @@ def test_structured_profiles_apply_exactly_or_name_the_offending_key(entries: di
         message = str(exc)
         assert message.endswith(".") and "\n" not in message
         bad = [k for k, v in normalised.items()
-               if k not in COUNT_KEYS or isinstance(v, bool) or not isinstance(v, int) or v < 0
+               if k not in CONTRACT_TABLES or isinstance(v, bool) or not isinstance(v, int) or v < 0
                or v > (200_000 if k == "tenants" else 50_000_000)]
-        merged = {**SCALES["small"].as_dict(), **{k: v for k, v in normalised.items() if k in COUNT_KEYS}}
+        merged = {**SCALES["small"].as_dict(), **{k: v for k, v in normalised.items() if k in CONTRACT_TABLES}}
         broken_rule = not bad and (merged["tenants"] < 1 or merged["users"] < merged["tenants"])
         assert broken_rule or any(k in message for k in bad)
     else:
