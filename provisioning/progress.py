@@ -1,7 +1,7 @@
 """Progress reporting: library code calls a callback; the CLI renders it with rich.
 
 Library code never prints.  Every long operation takes ``progress: ProgressCallback``
-and emits ``ProgressEvent`` values; ``NullProgress`` ignores them.
+and emits ``ProgressEvent`` values; ``null_progress`` ignores them.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["EventKind", "NullProgress", "ProgressCallback", "ProgressEvent", "null_progress"]
+__all__ = ["EventKind", "ProgressCallback", "ProgressEvent", "null_progress"]
 
 EventKind = Literal["phase", "table_start", "rows", "table_done", "info", "warning"]
 
@@ -41,5 +41,3 @@ ProgressCallback = Callable[[ProgressEvent], None]
 def null_progress(event: ProgressEvent) -> None:
     """Ignore progress."""
 
-
-NullProgress: ProgressCallback = null_progress

@@ -16,8 +16,9 @@ import asyncpg
 
 from ..errors import DatabaseUnreachable, InputError, first_line
 from .embedded import EmbeddedPostgres
+from .guard import check_remote_allowed
 from .statedir import default_state_dir
-from .url import DatabaseTarget, check_remote_allowed, parse_database_url
+from .url import DatabaseTarget, parse_database_url
 
 __all__ = ["ResolvedDatabase", "connect", "describe_target", "resolve_database"]
 

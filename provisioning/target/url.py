@@ -1,4 +1,4 @@
-"""Database URLs: one strict parse into checked parameters, masking, and the remote guard.
+"""Database URLs: one strict parse into checked parameters, and masking of their secrets.
 
 Why strict: the guard must decide on exactly the hosts the driver will use.  Two URL
 parsers that read one string differently (the last '@' or the first, a trailing dot
@@ -11,8 +11,7 @@ parameters (``DatabaseTarget.connect_kwargs``), never the string.  Where a strin
 needed (a child process, SQLAlchemy), ``asyncpg_url`` is rebuilt from those parameters, so
 that parsing it again gives the same target.
 
-``is_loopback_host`` is the guard's decision for one host; it never opens a socket (names
-are resolved with ``getaddrinfo``, which for names under ``.invalid`` fails locally).
+The remote guard that judges the parsed hosts is ``guard``.
 """
 
 from __future__ import annotations
@@ -26,17 +25,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 
-from ..errors import InputError, RemoteTargetRefused
+from ..errors import InputError
 
 __all__ = [
     "DEFAULT_SOCKET_HOSTS",
     "DatabaseTarget",
-    "check_remote_allowed",
-    "is_loopback_host",
     "mask_text",
     "mask_url",
     "parse_database_url",
-    "remote_allowed_by_env",
 ]
 
 _SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg", "postgresql+psycopg", "postgresql+psycopg2")
@@ -162,6 +158,30 @@ def parse_database_url(url: str, *, env: Mapping[str, str] | None = None) -> Dat
     host or port, as asyncpg would have.
     """
     environ = env if env is not None else os.environ
+    userinfo, hostspec, path, query = _split_url(url)
+    raw_user, colon, raw_password = userinfo.partition(":")
+    user = unquote(raw_user) or None
+    password = unquote(raw_password) if colon and raw_password else None
+    for key, why in _UNSUPPORTED.items():
+        if key in query:
+            raise _bad(f"has '{key}=': {why}")
+    entries, implicit = _host_entries(hostspec, query, environ)
+    hosts = _assign_ports(entries, query.pop("port", None), environ.get("PGPORT", ""))
+    user = _one_of(user, query.pop("user", None), "user") or None
+    password = _one_of(password, query.pop("password", None), "password")
+    database = _database_name(path, query) or user or "postgres"
+    if "/" in database or "\x00" in database:
+        raise _bad("has an invalid database name (it contains '/' or NUL)")
+    options = {k: v for k, v in query.items() if k in _DRIVER_OPTIONS}
+    settings = {k: v for k, v in query.items() if k not in _DRIVER_OPTIONS}
+    return DatabaseTarget(
+        url=url, user=user, password=password, database=database, hosts=tuple(hosts), options=options,
+        settings=settings, implicit_host=implicit, pgservice=environ.get("PGSERVICE") or None,
+    )
+
+
+def _split_url(url: str) -> tuple[str, str, str, dict[str, str]]:
+    """(user info, host spec, path, query) of a URL whose form is unambiguous, or one sentence why not."""
     if not isinstance(url, str) or not url.strip():
         raise _bad("is empty")
     if "://" not in url:
@@ -184,40 +204,31 @@ def parse_database_url(url: str, *, env: Mapping[str, str] | None = None) -> Dat
         userinfo, hostspec = "", netloc
     if "[" in userinfo or "]" in userinfo:  # urllib refuses these outside an IPv6 host; libpq does not
         raise _bad("has '[' or ']' in its user info; percent-encode them (%5B, %5D)")
-    raw_user, colon, raw_password = userinfo.partition(":")
-    user = unquote(raw_user) or None
-    password = unquote(raw_password) if colon and raw_password else None
-    query = _parse_query(raw_query)
-    for key, why in _UNSUPPORTED.items():
-        if key in query:
-            raise _bad(f"has '{key}=': {why}")
+    return userinfo, hostspec, path, _parse_query(raw_query)
+
+
+def _host_entries(
+    hostspec: str, query: dict[str, str], environ: Mapping[str, str]
+) -> tuple[list[tuple[str, int | None]], bool]:
+    """The hosts named before the path or in ``host=`` (never both), else PGHOST or the socket
+    defaults; and whether they were implicit."""
     netloc_hosts = _parse_hostlist(hostspec, "host list", encoded=True) if hostspec else []
     query_hosts = _parse_hostlist(query.pop("host"), "'host=' list", encoded=False) if "host" in query else []
     if netloc_hosts and query_hosts:
         raise _bad("names hosts both before the path and in 'host='; libpq and asyncpg would pick different ones")
-    implicit = not netloc_hosts and not query_hosts
-    entries = netloc_hosts or query_hosts
-    if implicit:
-        pghost = environ.get("PGHOST", "")
-        entries = _parse_hostlist(pghost, "PGHOST list", encoded=False) if pghost else [
-            (h, None) for h in DEFAULT_SOCKET_HOSTS
-        ]
-    hosts = _assign_ports(entries, query.pop("port", None), environ.get("PGPORT", ""))
-    user = _one_of(user, query.pop("user", None), "user") or None
-    password = _one_of(password, query.pop("password", None), "password")
+    if netloc_hosts or query_hosts:
+        return netloc_hosts or query_hosts, False
+    pghost = environ.get("PGHOST", "")
+    if pghost:
+        return _parse_hostlist(pghost, "PGHOST list", encoded=False), True
+    return [(h, None) for h in DEFAULT_SOCKET_HOSTS], True
+
+
+def _database_name(path: str, query: dict[str, str]) -> str | None:
     path_db = unquote(path[1:]) if path.startswith("/") else ""
     if "dbname" in query and "database" in query:
         raise _bad("has both 'dbname=' and 'database='")
-    database = _one_of(path_db or None, query.pop("dbname", None) or query.pop("database", None), "database name")
-    database = database or user or "postgres"
-    if "/" in database or "\x00" in database:
-        raise _bad("has an invalid database name (it contains '/' or NUL)")
-    options = {k: v for k, v in query.items() if k in _DRIVER_OPTIONS}
-    settings = {k: v for k, v in query.items() if k not in _DRIVER_OPTIONS}
-    return DatabaseTarget(
-        url=url, user=user, password=password, database=database, hosts=tuple(hosts), options=options,
-        settings=settings, implicit_host=implicit, pgservice=environ.get("PGSERVICE") or None,
-    )
+    return _one_of(path_db or None, query.pop("dbname", None) or query.pop("database", None), "database name")
 
 
 def _parse_query(raw: str) -> dict[str, str]:
@@ -353,79 +364,3 @@ def mask_text(text: str) -> str:
     """Any text (an exception's message) with every URL's user info and every secret option masked."""
     text = _URL_IN_TEXT.sub(lambda m: m.group(1) + MASK + "@", text)
     return _SECRET_IN_TEXT.sub(lambda m: m.group(1) + MASK, text)
-
-
-def _ip_is_loopback(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        return addr.ipv4_mapped.is_loopback
-    return addr.is_loopback
-
-
-def is_loopback_host(host: str, *, resolve: bool = True) -> bool:
-    """True when ``host``, exactly as the driver will get it, is certainly this machine: a Unix socket
-    directory, a loopback IP literal, ``localhost``, or a name whose every resolved address is loopback.
-
-    Anything else (a name that does not resolve, a private or public address, the unspecified
-    address ``0.0.0.0``/``::``) is remote.  A trailing dot is kept: ``localhost.`` is a DNS name,
-    decided by what it resolves to.  With ``resolve=False`` names other than ``localhost`` are
-    treated as remote without a lookup.
-    """
-    if not host:
-        return False
-    if host.startswith("/") or host.startswith("@"):
-        return True  # a Unix socket directory (or abstract socket): local by construction
-    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    if "%" in bare:  # IPv6 zone id: never loopback-only
-        return False
-    try:
-        return _ip_is_loopback(ipaddress.ip_address(bare))
-    except ValueError:
-        pass
-    name = bare.lower()
-    if name == "localhost":
-        return True
-    if not resolve:
-        return False
-    if name.rstrip(".").endswith(".invalid") or name.rstrip(".") == "invalid":
-        return False  # RFC 2606: never resolves; decided without a lookup
-    try:
-        infos = socket.getaddrinfo(name, None)
-    except (OSError, UnicodeError):
-        return False
-    if not infos:
-        return False
-    for info in infos:
-        addr = str(info[4][0])
-        try:
-            if "%" in addr or not _ip_is_loopback(ipaddress.ip_address(addr)):
-                return False
-        except ValueError:
-            return False
-    return True
-
-
-def remote_allowed_by_env(env: Mapping[str, str] | None = None) -> bool:
-    value = (env if env is not None else os.environ).get("PROVISION_ALLOW_REMOTE", "")
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def check_remote_allowed(target: DatabaseTarget, *, allow_remote: bool = False) -> None:
-    """Refuse a target any of whose hosts (exactly those ``connect_kwargs`` hands the driver) is not
-    loopback, unless remote targets are allowed."""
-    if allow_remote or remote_allowed_by_env():
-        return
-    if target.implicit_host and target.pgservice:
-        raise RemoteTargetRefused(
-            f"Refusing to touch {target.masked}: PGSERVICE names the service {target.pgservice!r} for a URL "
-            "without a host, and this guard cannot check a service file; name the host in the URL, or pass "
-            "--allow-remote or set PROVISION_ALLOW_REMOTE=1 if this really is a database for load tests.",
-            host=f"service {target.pgservice}",
-        )
-    for host, _port in target.hosts:
-        if not is_loopback_host(host):
-            raise RemoteTargetRefused(
-                f"Refusing to touch {target.masked}: host {host!r} is not a loopback address or Unix socket, "
-                "and this toolkit writes and deletes test data; pass --allow-remote or set PROVISION_ALLOW_REMOTE=1 "
-                "if this really is a database for load tests.",
-                host=host,
-            )

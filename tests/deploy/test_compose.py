@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agentic_loadkit.provisioning.target.url import is_loopback_host, parse_database_url
+from agentic_loadkit.provisioning.target.guard import is_loopback_host
+from agentic_loadkit.provisioning.target.url import parse_database_url
 
 __all__: list[str] = []
 

@@ -101,7 +101,7 @@ def test_the_namespace_really_has_no_network(tmp_path: Path) -> None:
 def test_loopback_decisions(tmp_path: Path) -> None:
     code = (
         "import json, sys\n"
-        "from agentic_loadkit.provisioning.target.url import is_loopback_host\n"
+        "from agentic_loadkit.provisioning.target.guard import is_loopback_host\n"
         f"print(json.dumps({{h: is_loopback_host(h) for h in {list(DECISIONS)!r}}}))\n"
     )
     res = isolated(code, tmp_path)

@@ -86,7 +86,8 @@ SERVICEFILE = "[staging]\nhost=10.20.30.40\nport=5432\n"
 # What runs inside the namespace: for each case, the toolkit's verdict and asyncpg's hosts.
 PROBE = r'''
 import importlib, json, os, re, socket, sys
-from agentic_loadkit.provisioning.target.url import parse_database_url, check_remote_allowed
+from agentic_loadkit.provisioning.target.guard import check_remote_allowed
+from agentic_loadkit.provisioning.target.url import parse_database_url
 from agentic_loadkit.provisioning.errors import ProvisionError
 parse_dsn = importlib.import_module("asyncpg.connect_utils")._parse_connect_dsn_and_args
 ARGS = dict(dsn=None, host=None, port=None, user=None, password=None, passfile=None, database=None, ssl=None,

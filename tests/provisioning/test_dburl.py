@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import pytest
 from agentic_loadkit.provisioning.errors import InputError, RemoteTargetRefused
-from agentic_loadkit.provisioning.target.url import (
-    check_remote_allowed,
-    is_loopback_host,
-    mask_url,
-    parse_database_url,
-)
+from agentic_loadkit.provisioning.target.guard import check_remote_allowed, is_loopback_host
+from agentic_loadkit.provisioning.target.url import mask_url, parse_database_url
 
 
 @pytest.mark.parametrize(
