@@ -47,27 +47,27 @@ from ..runs.ledger import (
     set_status,
 )
 from ..runs.poolfile import remove_run_dir
+from ..runs.tenants import stored_tenants_table, take_tenants_offline
 from ..schema.fkgraph import ForeignKeyGraph, GraphTable, reflect_graph
 from ..schema.fkgraph import Path as FkPath
-from ..schema.schemamap import SchemaMap, parse_schema_map, qualified_name, quote_identifier
+from ..schema.schemamap import SchemaMap, parse_schema_map
 from ..target.resolve import ResolvedDatabase
-from ..target.statedir import default_state_dir
-from .model import DownPlan, DownResult, DownSettings, RunPlan, RunTeardown, TablePlan
-from .session import (
-    APPLICATION_NAME,
+from ..target.session import (
     DB_ERRORS,
+    DOWN_SESSION,
     chunked,
-    close_quietly,
+    close_connection,
     connect_for,
     delete_settings,
     index_planner,
     open_connection,
     read_one,
 )
+from ..target.statedir import default_state_dir
+from .model import DownPlan, DownResult, DownSettings, RunPlan, RunTeardown, TablePlan
 from .sql import RUN, check_sql, delete_sql, nullify_sql, path_indexed, path_label, residue_sql
 
 __all__ = [
-    "APPLICATION_NAME",
     "DownPlan",
     "DownResult",
     "DownSettings",
@@ -192,7 +192,7 @@ async def _plan_run(conn: asyncpg.Connection, graphs: _Graphs, run: RunRecord, s
 
 async def plan_down(settings: DownSettings) -> DownPlan:
     """What ``provision_down`` would delete, per table, without writing anything."""
-    conn, db = await connect_for(settings)
+    conn, db = await connect_for(settings, DOWN_SESSION)
     try:
         graphs = _Graphs(conn, settings, null_progress)
         runs = [await _plan_run(conn, graphs, run, settings) for run in await _select_runs(conn, settings)]
@@ -203,7 +203,7 @@ async def plan_down(settings: DownSettings) -> DownPlan:
         tct = sorted({t.display for g in graphs.cache.values() for t in g.tenant_column_tables})
         return DownPlan(db.masked, tuple(runs), tuple(warnings), graphs.notes, tuple(tct))
     finally:
-        await close_quietly(conn)
+        await close_connection(conn)
 
 
 def _conflict_message(run_id: str, table: str, count: int) -> str:
@@ -376,44 +376,17 @@ def _remove_credentials(state_dir: Path | None, run_id: str) -> bool:
     return remove_run_dir(state_dir if state_dir is not None else default_state_dir(), run_id)
 
 
-_OFFLINE_STATUS = "provisioning"  # what ``up`` loads tenants with (bulkload.HOLD_STATUS): not 'active'
-_KEY_ARRAYS = {"uuid": "uuid[]", "integer": "bigint[]"}  # a fixed whitelist, never stored text
-
-
 async def _take_tenants_offline(
     conn: asyncpg.Connection, run: RunRecord, ids: list[str], settings: DownSettings
 ) -> None:
-    """Set the run's tenants to the status ``up`` loads them with, before the first delete.
+    """Put the run's tenants on hold (``runs.tenants``) before the first delete.
 
     The platform refuses logins to tenants that are not 'active', so a teardown that stops
     half-way (a killed process, a lost connection) never leaves a half-deleted tenant that
     still serves its users.  Skipped when the tenants table has no status column.
     """
-    tables = run.settings.get("tables")
-    spec = tables.get("tenants") if isinstance(tables, dict) else None
-    m = _schema_map(settings, run)
-    schema = str(spec["schema"]) if isinstance(spec, dict) else m.schema
-    table = str(spec["name"]) if isinstance(spec, dict) else m.table_name("tenants")
-    key = str(spec["tenant_column"]) if isinstance(spec, dict) else m.column_name("tenants", "id")
-    status = m.column_name("tenants", "status")
-    present = await conn.fetchval(
-        "SELECT count(*) FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 "
-        "AND column_name = ANY($3::text[])",
-        schema,
-        table,
-        [status, key],
-    )
-    if present != 2:
-        return
-    array = _KEY_ARRAYS.get(str(run.settings.get("id_kind")))
-    col = quote_identifier(key)
-    where = f"{col} = ANY($2::text[]::{array})" if array else f"{col}::text = ANY($2::text[])"
-    await conn.execute(
-        f"UPDATE {qualified_name(schema, table)} SET {quote_identifier(status)} = $1 "
-        f"WHERE {where} AND {quote_identifier(status)} IS DISTINCT FROM $1",
-        _OFFLINE_STATUS,
-        ids,
-    )
+    table = stored_tenants_table(run, _schema_map(settings, run))
+    await take_tenants_offline(conn, table, run.settings.get("id_kind"), ids)
 
 
 async def _remove_rows(
@@ -435,7 +408,7 @@ async def _remove_rows(
         raise TeardownIncomplete(
             f"Checking run {run_id}'s rows failed ({first_line(exc)}); nothing was deleted.", run_id=run_id
         ) from exc
-    extra = [await open_connection(db) for _ in range(min(settings.jobs, len(chunks)) - 1)]
+    extra = [await open_connection(db, DOWN_SESSION) for _ in range(min(settings.jobs, len(chunks)) - 1)]
     try:
         try:  # the first write: a read-only role or database says no here, before any delete
             async with conn.transaction():
@@ -447,7 +420,7 @@ async def _remove_rows(
         deleted = await _delete([conn, *extra], graph, needed, run_id, chunks, progress)
     finally:
         for c in extra:
-            await close_quietly(c)
+            await close_connection(c)
     progress(ProgressEvent("phase", name="verify", data={"run_id": run_id}))
     try:
         await _verify(conn, graph, run_id, chunks)
@@ -511,7 +484,7 @@ async def _down_run(
 async def provision_down(settings: DownSettings, progress: ProgressCallback = null_progress) -> DownResult:
     """Tear down one run, the newest, or all; see the module docstring for the order of work."""
     started = time.monotonic()
-    conn, db = await connect_for(settings)
+    conn, db = await connect_for(settings, DOWN_SESSION)
     try:
         graphs = _Graphs(conn, settings, progress)
         runs = await _select_runs(conn, settings)
@@ -520,13 +493,13 @@ async def provision_down(settings: DownSettings, progress: ProgressCallback = nu
             progress(ProgressEvent("warning", message=w))
         return DownResult(db.masked, tuple(results), graphs.warnings, time.monotonic() - started)
     finally:
-        await close_quietly(conn)
+        await close_connection(conn)
 
 
 async def forget_history(settings: DownSettings) -> list[str]:
     """Delete ledger history: run ``settings.run_id`` (it must be ``removed``), or with
     ``all_runs`` every ``removed`` run.  Returns the ids forgotten."""
-    conn, _ = await connect_for(settings)
+    conn, _ = await connect_for(settings, DOWN_SESSION)
     try:
         if settings.run_id is None:
             if not settings.all_runs:
@@ -546,4 +519,4 @@ async def forget_history(settings: DownSettings) -> list[str]:
             raise _refused(exc, "forgetting a run") from exc
         return [run.run_id]
     finally:
-        await close_quietly(conn)
+        await close_connection(conn)

@@ -45,6 +45,7 @@ from .scales import MAX_SKEW, ScaleCounts, allocate, tenant_weights
 from .v1values import v1_catalogue
 
 __all__ = [
+    "DEFAULT_BATCH_SIZE",
     "ESTIMATED_ROW_BYTES",
     "EXTRA_FIELDS",
     "FIELDS",
@@ -61,6 +62,9 @@ __all__ = [
     "estimated_bytes",
 ]
 
+# Rows per batch handed to COPY, the one default of every loader: a batch of Python tuples per
+# stream bounds memory, and small batches keep one stream's generation from starving the others.
+DEFAULT_BATCH_SIZE = 4_000
 _NAMESPACE_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
 _MAX_PASSWORD_SLOTS = 1 << 16
 _M = (1 << 64) - 1
@@ -233,7 +237,7 @@ class TableStream:
         return [(a, b) for a, b in pairwise(bounds) if b > a]
 
     def batches(
-        self, ids: IdSpace, batch_size: int = 50_000, *, start: int = 0, stop: int | None = None
+        self, ids: IdSpace, batch_size: int = DEFAULT_BATCH_SIZE, *, start: int = 0, stop: int | None = None
     ) -> Iterator[list[tuple]]:
         """Lists of up to ``batch_size`` rows ``[start, stop)``, ready for binary COPY.
 

@@ -1,11 +1,10 @@
 """ANALYZE after a bulk load: the columns the planner needs now; autovacuum completes the rest.
 
 Why not a plain ``ANALYZE table``: its cost is dominated by the long free-text and
-JSON columns (sampling and sorting 30,000 system prompts or workflow definitions):
-measured on the reference schema after ``--scale large``, ``ANALYZE agents`` takes
-0.73–0.84 s, the same ANALYZE restricted to the other columns 0.30 s.  The planner
-needs statistics on the columns queries filter, join and sort by (keys, tenant ids,
-slugs, status, timestamps), and on every indexed column; a free-text or JSON column
+JSON columns (sampling and sorting thousands of system prompts or workflow definitions),
+and a column list that leaves them out costs much less.  The planner needs statistics
+on the columns queries filter, join and sort by (keys, tenant ids, slugs, status,
+timestamps), and on every indexed column; a free-text or JSON column
 that no index covers is not one of them.
 
 A column-list ANALYZE updates the table's row and page counts but, unlike a full one,

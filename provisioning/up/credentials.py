@@ -105,7 +105,7 @@ def build_pool_files(
     unique: bool,
     manifest_base: Mapping[str, Any],
 ) -> PoolFiles:
-    """Write ``credentials.csv`` now and prepare the manifest (format of /tmp/interfaces.md)."""
+    """Write ``credentials.csv`` now and prepare the manifest (format ``MANIFEST_FORMAT``, see ``runs.poolfile``)."""
     per_tenant: dict[int, int] = {}
     rows = list(credential_rows(dataset, ids, passwords, unique=unique))
     for user in dataset.users():

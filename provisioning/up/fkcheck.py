@@ -1,9 +1,8 @@
 """Foreign keys of the loaded tables checked once, set-based, after the load instead of per row.
 
 Why: PostgreSQL checks a foreign key with an AFTER ROW trigger that runs one lookup per
-inserted row (``RI_FKey_check_ins``).  Measured here on the reference schema, those
-triggers are ~40 % of the server's CPU in ``provision up --scale large`` (100,000 agents:
-36 µs of backend time per row with the two foreign keys, 21 µs without).  pg_restore and
+inserted row (``RI_FKey_check_ins``): in a bulk load of tables with foreign keys those
+triggers take a large share of the server's CPU.  pg_restore and
 logical replication avoid the same cost by loading with the triggers off; the toolkit
 does what they do, and then proves the result with one anti-join per foreign key over
 the run's rows, which costs milliseconds.

@@ -1,4 +1,4 @@
-"""Load a run's tables: tenants first, then the children, on one or several COPY streams.
+"""Copy a run's generated rows: tenants first, then the children, on one or several COPY streams.
 
 Why several streams: in a bulk load the PostgreSQL backend is the bottleneck (index
 maintenance, foreign-key checks, WAL), and one backend uses one core.  With
@@ -6,16 +6,16 @@ maintenance, foreign-key checks, WAL), and one backend uses one core.  With
 split into row ranges that ``TableStream.ranges`` aligns with the fingerprint chunks)
 and loaded on ``streams`` connections at once, each piece in its own transaction, a
 piece starting only once every table it references by foreign key is committed.  That
-is not one transaction, so a run is *cleanly undoable* rather than atomic:
+is not one transaction, so a run is *cleanly undoable* rather than atomic: the caller
+commits the tenants (with their ledger rows) before any child row, holds them
+(``runs.tenants``) while loading, and deletes the run's rows by tenant id on failure
+(``delete_run_rows``).  With one stream everything is copied on the caller's
+connection, in the caller's transaction: atomic, and slower on a multi-core server.
 
-- the tenants and their ``run_tenants`` ledger rows are committed together, before any
-  child row (the ledger invariant: a killed ``up`` can always be finished by ``down``);
-- while loading, the run's tenants carry status ``provisioning`` so the platform refuses
-  their logins; the caller restores their real status in its final transaction;
-- on any failure the caller deletes the run's rows by tenant id (see ``delete_run_rows``).
-
-With ``streams == 1`` everything (tenants, ledger rows, children) is one transaction on
-the caller's connection: atomic, and slower on a multi-core server.
+``RunLoader`` only copies.  It opens and closes its own stream connections, reports
+what it copied (``LoadResult``), and tells its caller when a table is committed
+(``TableCommitted``); the ledger, ANALYZE, the foreign-key checks and the undo are the
+caller's (``provision``).
 """
 
 from __future__ import annotations
@@ -31,28 +31,32 @@ import asyncpg
 
 from ..generate.dataset import Dataset, IdSpace
 from ..progress import ProgressCallback, ProgressEvent, null_progress
-from ..runs.ledger import record_tenants
+from ..runs.tenants import HeldTenants, hold_tenants
 from ..schema.reflect import TablePlan
 from ..schema.schemamap import quote_identifier
-from ..target.copyload import Row, RowTransform, copy_rows
-from .analyze import analyze_table
-from .fkcheck import REPLICA_ROLE, REPLICA_ROLE_LOCAL, FkCheckPlan, verify_foreign_keys
+from ..target.copyload import RowTransform, copy_rows
+from ..target.session import close_connection, drop_connection
+from .fkcheck import REPLICA_ROLE
 
 __all__ = [
-    "HOLD_STATUS",
-    "LoadOutcome",
+    "MIN_SPLIT_ROWS",
+    "LoadOptions",
+    "LoadResult",
     "Piece",
+    "PieceHook",
+    "RunLoader",
+    "TableCommitted",
     "TableLoad",
     "delete_run_rows",
     "load_order",
-    "load_run",
     "plan_pieces",
     "relation_sizes",
 ]
 
-HOLD_STATUS = "provisioning"  # tenant status while a parallel load is in flight
 MIN_SPLIT_ROWS = 30_000  # tables smaller than this are loaded as one piece
 PieceHook = Callable[["Piece"], RowTransform | None]
+# awaited once a table's rows are all committed, on the idle stream connection that committed them
+TableCommitted = Callable[[str, asyncpg.Connection], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -80,11 +84,26 @@ class TableLoad:
     seconds: float
 
 
-@dataclass
-class LoadOutcome:
-    tables: list[TableLoad] = field(default_factory=list)
-    tenant_status: dict[str, list[Any]] = field(default_factory=dict)  # final status → tenant ids (held ones)
-    analyzed: set[str] = field(default_factory=set)  # tables already ANALYZEd during the load
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to copy: streams, rows per batch, the split threshold, and whether FK triggers are off."""
+
+    streams: int
+    batch_size: int
+    split_rows: int = MIN_SPLIT_ROWS
+    fk_triggers_off: bool = False  # the keys are checked set-based after the load
+
+    @property
+    def parallel(self) -> bool:
+        return self.streams > 1
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What a load copied: per table (parents first), and the tenants held with their real status."""
+
+    tables: tuple[TableLoad, ...]
+    held: HeldTenants = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
@@ -170,177 +189,169 @@ async def relation_sizes(
     return {t: by_name[p.qualified] for t, p in plans.items()}
 
 
-def _tenant_ids(dataset: Dataset, ids: IdSpace) -> list[Any]:
-    return [ids.id("tenants", i) for i in range(dataset.spec.counts.tenants)]
+class RunLoader:
+    """Copies one run's rows and keeps what happened, including what an undo needs to know.
 
-
-def _hold_tenants(plan: TablePlan, status_column: str | None, outcome: LoadOutcome) -> RowTransform | None:
-    """Write tenants with status ``provisioning`` and remember each one's real status."""
-    pos = plan.position(status_column) if status_column else None
-    id_pos = plan.position(plan.id_column)
-    if pos is None or id_pos is None:
-        return None
-    held = outcome.tenant_status
-
-    def hold(row: Row) -> Row:
-        held.setdefault(row[pos], []).append(row[id_pos])
-        return (*row[:pos], HOLD_STATUS, *row[pos + 1 :])
-
-    return hold
-
-
-async def load_run(
-    *,
-    ctl: asyncpg.Connection,
-    open_worker: Callable[[], Awaitable[asyncpg.Connection]],
-    plans: Mapping[str, TablePlan],
-    dataset: Dataset,
-    ids: IdSpace,
-    run_id: str,
-    ledger_schema: str,
-    streams: int = 2,
-    batch_size: int = 25_000,
-    split_rows: int = MIN_SPLIT_ROWS,
-    tenant_status_column: str | None = None,
-    hooks: Mapping[str, PieceHook] | None = None,
-    progress: ProgressCallback = null_progress,
-    workers: list[asyncpg.Connection] | None = None,
-    failed: list[str] | None = None,
-    fk_checks: FkCheckPlan | None = None,
-) -> LoadOutcome:
-    """Load every table of ``dataset``; the ledger's ``run_tenants`` rows are written here.
-
-    ``workers`` (a list the caller owns) receives the worker connections as they are
-    opened, so that the caller can stop them when it must undo a failed load; ``failed``
-    receives the name of the table whose load raised.  With ``fk_checks.after_load`` the
-    child tables are copied with the foreign-key triggers off and the keys are verified
-    set-based before this returns (``fkcheck``); in a single-stream load, inside its
-    transaction.
-
-    Parallel streams commit with ``synchronous_commit = off``: their commits need not wait
-    for the WAL flush, because nothing trusts a run until the control connection's
-    ``ready`` commit, which is synchronous and, WAL being ordered, durable only after them.
+    After a failure, ``failed_table`` names the table whose copy raised first and
+    ``stream_pids`` the backends of the stream connections it dropped (one may still be
+    busy inside a statement, holding row locks the undo's deletes would wait for).
     """
-    failed = failed if failed is not None else []
-    order = load_order(plans)
-    outcome = LoadOutcome()
-    before = await relation_sizes(ctl, plans)
-    seconds: dict[str, float] = {}
-    rows: Counter[str] = Counter()
-    hooks = dict(hooks or {})
-    tenants = plans["tenants"]
-    tenant_ids = _tenant_ids(dataset, ids)
-    parallel = streams > 1
 
-    async def copy_tenants(conn: asyncpg.Connection) -> None:
+    def __init__(
+        self,
+        plans: Mapping[str, TablePlan],
+        dataset: Dataset,
+        ids: IdSpace,
+        options: LoadOptions,
+        *,
+        row_hooks: Mapping[str, PieceHook] | None = None,
+        progress: ProgressCallback = null_progress,
+    ) -> None:
+        self.plans, self.dataset, self.ids, self.options = plans, dataset, ids, options
+        self.row_hooks = dict(row_hooks or {})
+        self.progress = progress
+        self.order = load_order(plans)
+        self.children = [t for t in self.order if t != "tenants"]
+        self.rows: Counter[str] = Counter()
+        self.seconds: dict[str, float] = {}
+        self.held: HeldTenants = {}
+        self.failed_table: str | None = None
+        self.stream_pids: tuple[int, ...] = ()
+        self._started: dict[str, float] = {}
+
+    def _failed(self, table: str) -> None:
+        if self.failed_table is None:
+            self.failed_table = table
+
+    async def copy_tenants(self, conn: asyncpg.Connection, status_column: str | None) -> None:
+        """Copy the tenants on ``conn``, in the caller's transaction.
+
+        With parallel streams they are written on hold (``runs.tenants``), their real
+        status kept in ``held`` for the caller's final transaction.
+        """
         started = time.perf_counter()
-        await record_tenants(conn, run_id, tenant_ids, ledger_schema)
-        hold = _hold_tenants(tenants, tenant_status_column, outcome) if parallel else None
+        tenants = self.plans["tenants"]
+        hold = hold_tenants(tenants, status_column, self.held) if self.options.parallel else None
         target = tenants.copy_target(_compose(tenants.transform, hold))
-        stream = dataset.stream("tenants")
-        failed.append("tenants")  # popped below once the tenants are in
-        rows["tenants"] = await copy_rows(
-            conn, target, stream.batches(ids, batch_size), total=stream.count, progress=progress
-        )
-        seconds["tenants"] = time.perf_counter() - started
-        failed.remove("tenants")
-
-    children = [t for t in order if t != "tenants"]
-    pieces = plan_pieces(dataset, children, streams, split_rows)
-    checks = fk_checks if fk_checks is not None and fk_checks.after_load else None  # set-based, after the load
-    after_load = checks is not None
-    # with the foreign-key triggers off, a child need not wait for its parents' commit
-    scheduler = _Scheduler(pieces, {} if after_load else {t: set(plans[t].parents) & set(plans) for t in children})
-    started_at: dict[str, float] = {}
-    for table in children:  # tables with no rows are done at once
-        if dataset.stream(table).count == 0:
-            progress(ProgressEvent("table_start", table=table, total=0))
-            progress(ProgressEvent("table_done", table=table, data={"rows": 0, "seconds": 0.0}))
-
-    async def run_worker(conn: asyncpg.Connection, own_transactions: bool) -> None:
-        while (piece := await scheduler.take()) is not None:
-            plan, stream = plans[piece.table], dataset.stream(piece.table)
-            if piece.table not in started_at:
-                started_at[piece.table] = time.perf_counter()
-                progress(ProgressEvent("table_start", table=piece.table, total=stream.count))
-            hook = hooks.get(piece.table)
-            target = plan.copy_target(_compose(plan.transform, hook(piece) if hook else None))
-            batches = stream.batches(ids, batch_size, start=piece.start, stop=piece.stop)
-            try:
-                if own_transactions:
-                    async with conn.transaction():
-                        n = await copy_rows(conn, target, batches, progress=progress, announce=False)
-                else:
-                    n = await copy_rows(conn, target, batches, progress=progress, announce=False)
-            except BaseException:
-                failed.append(piece.table)
-                raise
-            rows[piece.table] += n
-            if await scheduler.finish(piece):
-                seconds[piece.table] = time.perf_counter() - started_at[piece.table]
-                progress(
-                    ProgressEvent(
-                        "table_done",
-                        table=piece.table,
-                        count=rows[piece.table],
-                        data={"rows": rows[piece.table], "seconds": seconds[piece.table]},
-                    )
-                )
-                if own_transactions:  # committed: analyze it now, while the other streams still load
-                    await analyze_table(conn, plan)
-                    outcome.analyzed.add(piece.table)
-
-    async def verify() -> None:
-        if checks is not None:
-            await verify_foreign_keys(ctl, checks, plans, tenant_ids)
-
-    if not parallel:
-        async with ctl.transaction():
-            await copy_tenants(ctl)
-            if after_load:
-                await ctl.execute(REPLICA_ROLE_LOCAL)
-            await run_worker(ctl, own_transactions=False)
-            await verify()
-    else:
-        async with ctl.transaction():
-            await copy_tenants(ctl)
-        opened = workers if workers is not None else []
-        for _ in range(min(streams, max(1, len(pieces)))):
-            conn = await open_worker()
-            opened.append(conn)
-            await conn.execute("SET synchronous_commit = off")
-            if after_load:
-                await conn.execute(REPLICA_ROLE)
+        stream = self.dataset.stream("tenants")
+        batches = stream.batches(self.ids, self.options.batch_size)
         try:
-            tasks = [asyncio.ensure_future(run_worker(c, own_transactions=True)) for c in opened]
+            self.rows["tenants"] = await copy_rows(conn, target, batches, total=stream.count, progress=self.progress)
+        except BaseException:
+            self._failed("tenants")
+            raise
+        self.seconds["tenants"] = time.perf_counter() - started
+
+    async def copy_children(self, conn: asyncpg.Connection) -> None:
+        """One stream: every child table on ``conn``, in the caller's transaction."""
+        await self._run_stream(conn, self._scheduler(), None)
+
+    async def copy_children_on_streams(
+        self, open_stream: Callable[[], Awaitable[asyncpg.Connection]], committed: TableCommitted
+    ) -> None:
+        """Parallel streams: open them, copy every child piece (one transaction each), close them.
+
+        Streams commit with ``synchronous_commit = off``: their commits need not wait for the
+        WAL flush, because nothing trusts a run until the caller's ``ready`` commit, which
+        is synchronous and, WAL being ordered, durable only after them.
+        """
+        scheduler = self._scheduler()
+        conns: list[asyncpg.Connection] = []
+        try:
+            for _ in range(min(self.options.streams, max(1, len(scheduler.pending)))):
+                conns.append(await open_stream())
+                await conns[-1].execute("SET synchronous_commit = off")
+                if self.options.fk_triggers_off:
+                    await conns[-1].execute(REPLICA_ROLE)
+            await self._run_streams(conns, scheduler, committed)
+        except BaseException:
+            self.stream_pids = tuple(c.get_server_pid() for c in conns if not c.is_closed())
+            for c in conns:
+                drop_connection(c)
+            raise
+        for c in conns:
+            await close_connection(c)
+
+    async def _run_streams(
+        self, conns: Sequence[asyncpg.Connection], scheduler: _Scheduler, committed: TableCommitted
+    ) -> None:
+        tasks = [asyncio.ensure_future(self._run_stream(c, scheduler, committed)) for c in conns]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            # stop the other streams and collect their errors too: an exception left in a
+            # task nobody awaits is printed as a traceback when the task is collected
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+
+    def _scheduler(self) -> _Scheduler:
+        pieces = plan_pieces(self.dataset, self.children, self.options.streams, self.options.split_rows)
+        if self.options.fk_triggers_off:  # with the triggers off, a child need not wait for its parents
+            return _Scheduler(pieces, {})
+        return _Scheduler(pieces, {t: set(self.plans[t].parents) & set(self.plans) for t in self.children})
+
+    def announce_empty_tables(self) -> None:
+        """Report the child tables with no rows as done (before the load starts)."""
+        for table in self.children:  # tables with no rows are done at once
+            if self.dataset.stream(table).count == 0:
+                self.progress(ProgressEvent("table_start", table=table, total=0))
+                self.progress(ProgressEvent("table_done", table=table, data={"rows": 0, "seconds": 0.0}))
+
+    async def _run_stream(
+        self, conn: asyncpg.Connection, scheduler: _Scheduler, committed: TableCommitted | None
+    ) -> None:
+        """Copy pieces on ``conn`` until none is left; ``committed`` set: one transaction per piece."""
+        while (piece := await scheduler.take()) is not None:
             try:
-                await asyncio.gather(*tasks)
+                if committed is not None:
+                    async with conn.transaction():
+                        await self._copy_piece(conn, piece)
+                else:
+                    await self._copy_piece(conn, piece)
             except BaseException:
-                # stop the other streams and collect their errors too: an exception left in a
-                # task nobody awaits is printed as a traceback when the task is collected
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                self._failed(piece.table)
                 raise
-        finally:
-            if workers is None:  # we own them
-                for c in opened:
-                    c.terminate()
-        await verify()
-    after = await relation_sizes(ctl, plans)
-    for table in order:
-        plan = plans[table]
-        outcome.tables.append(
-            TableLoad(
-                table,
-                f"{plan.schema}.{plan.name}",
-                rows[table],
-                max(0, after[table][0] - before[table][0]),
-                max(0, after[table][1] - before[table][1]),
-                seconds.get(table, 0.0),
-            )
+            if await scheduler.finish(piece):
+                self._table_done(piece.table)
+                if committed is not None:  # e.g. ANALYZE it now, while the other streams still load
+                    await committed(piece.table, conn)
+
+    async def _copy_piece(self, conn: asyncpg.Connection, piece: Piece) -> None:
+        plan, stream = self.plans[piece.table], self.dataset.stream(piece.table)
+        if piece.table not in self._started:
+            self._started[piece.table] = time.perf_counter()
+            self.progress(ProgressEvent("table_start", table=piece.table, total=stream.count))
+        hook = self.row_hooks.get(piece.table)
+        target = plan.copy_target(_compose(plan.transform, hook(piece) if hook else None))
+        batches = stream.batches(self.ids, self.options.batch_size, start=piece.start, stop=piece.stop)
+        copied = await copy_rows(conn, target, batches, progress=self.progress, announce=False)
+        self.rows[piece.table] += copied  # after the await: other streams add to the same table
+
+    def _table_done(self, table: str) -> None:
+        self.seconds[table] = time.perf_counter() - self._started[table]
+        rows = self.rows[table]
+        self.progress(
+            ProgressEvent("table_done", table=table, count=rows, data={"rows": rows, "seconds": self.seconds[table]})
         )
-    return outcome
+
+    def result(self, before: Mapping[str, tuple[int, int]], after: Mapping[str, tuple[int, int]]) -> LoadResult:
+        """What was copied, with the bytes each table grew by between ``before`` and ``after``."""
+        tables = []
+        for table in self.order:
+            plan = self.plans[table]
+            tables.append(
+                TableLoad(
+                    table,
+                    f"{plan.schema}.{plan.name}",
+                    self.rows[table],
+                    max(0, after[table][0] - before[table][0]),
+                    max(0, after[table][1] - before[table][1]),
+                    self.seconds.get(table, 0.0),
+                )
+            )
+        return LoadResult(tuple(tables), self.held)
 
 
 async def delete_run_rows(
@@ -349,7 +360,7 @@ async def delete_run_rows(
     """Delete every row of the run's tenants from the tables ``up`` writes, children first.
 
     Used to undo a failed load; runs in the caller's transaction.  Identifiers are
-    quoted by SQLAlchemy; the array type comes from a fixed whitelist.
+    quoted (``quote_identifier``); the array type comes from a fixed whitelist.
     """
     deleted: dict[str, int] = {}
     for table in reversed(load_order(plans)):

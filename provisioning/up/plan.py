@@ -28,7 +28,7 @@ from ..generate.dataset import TABLE_COLUMNS, Dataset, GenerationSpec, IdSpace, 
 from ..generate.passwords import estimate_hash_seconds
 from ..schema.reflect import FilledColumn, TablePlan, reflect_tables
 from ..target.resolve import connect, resolve_database
-from .settings import UpSettings, prepare_run
+from .settings import PreparedRun, UpSettings, prepare_run
 
 __all__ = ["PlanProblem", "PlannedTable", "UpPlan", "estimate_heap_bytes", "plan_up", "value_width"]
 
@@ -176,17 +176,14 @@ def _provenance(plan: TablePlan | None) -> tuple[tuple[dict[str, str], ...], tup
     return written, skipped
 
 
-async def plan_up(settings: UpSettings) -> UpPlan:
-    """Validate the inputs, read (never write) the target's schema when reachable, and size the run.
+async def _read_schema(
+    settings: UpSettings, prep: PreparedRun
+) -> tuple[str, str, dict[str, TablePlan] | None, list[ProvisionError]]:
+    """The target's name, a note, and the bound tables with their problems (None: schema not read).
 
-    Schema problems do not raise: they are all in ``UpPlan.problems`` (``exit_code`` says what
-    ``up`` would exit with), beside everything that could be planned.
+    An embedded server that is not running is not started for a dry run: its schema is not checked.
     """
-    prep = prepare_run(settings)
     embedded = not settings.database_url and not os.environ.get("DATABASE_URL")
-    plans: dict[str, TablePlan] | None = None
-    problems: list[ProvisionError] = []
-    note = ""
     try:
         db = resolve_database(
             settings.database_url,
@@ -197,14 +194,18 @@ async def plan_up(settings: UpSettings) -> UpPlan:
     except DatabaseUnreachable:
         if not embedded:
             raise
-        target, note = f"the embedded server under {prep.state_dir} (not running)", "schema not checked"
-    else:
-        target = db.masked
-        conn = await connect(db)  # a clear sentence when unreachable
-        await conn.close()
-        live = await reflect_tables(db.target, prep.schema_map, strict=False)
-        plans, problems = bind_tables(live, prep.schema_map)
-    id_kind = plans["tenants"].id_kind if plans and "tenants" in plans else "uuid"
+        return f"the embedded server under {prep.state_dir} (not running)", "schema not checked", None, []
+    conn = await connect(db)  # a clear sentence when unreachable
+    await conn.close()
+    live = await reflect_tables(db.target, prep.schema_map, strict=False)
+    plans, problems = bind_tables(live, prep.schema_map)
+    return db.masked, "", plans, problems
+
+
+def _planned_tables(
+    prep: PreparedRun, plans: dict[str, TablePlan] | None, id_kind: str
+) -> list[PlannedTable]:
+    """Per table: rows, estimated heap and index bytes, and what is written from where."""
     spec = GenerationSpec(
         seed=prep.seed,
         namespace="rdryrun0",
@@ -231,14 +232,26 @@ async def plan_up(settings: UpSettings) -> UpPlan:
                 plan.flavour if plan else "", plan.flavour_reason if plan else "", written, skipped,
             )
         )
+    return tables
+
+
+async def plan_up(settings: UpSettings) -> UpPlan:
+    """Validate the inputs, read (never write) the target's schema when reachable, and size the run.
+
+    Schema problems do not raise: they are all in ``UpPlan.problems`` (``exit_code`` says what
+    ``up`` would exit with), beside everything that could be planned.
+    """
+    prep = prepare_run(settings)
+    target, note, plans, problems = await _read_schema(settings, prep)
+    id_kind = plans["tenants"].id_kind if plans and "tenants" in plans else "uuid"
     return UpPlan(
         target=target,
         schema_checked=plans is not None,
         scale=prep.scale,
         seed=prep.seed,
         seed_given=settings.seed is not None,
-        counts=counts,
-        tables=tuple(tables),
+        counts=prep.counts.as_dict(),
+        tables=tuple(_planned_tables(prep, plans, id_kind)),
         id_kind=id_kind,
         hash_count=prep.hash_count,
         bcrypt_cost=settings.bcrypt_cost,

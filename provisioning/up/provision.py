@@ -8,16 +8,18 @@ The order of work is what makes a run safe to interrupt at any point:
 4. start hashing the passwords (threads), create the ledger if needed, take
    the run's advisory lock, record the run (status ``provisioning``) and commit;
 5. reserve integer ids from the tables' sequences (integer keys only);
-6. load (``bulkload``): tenants with their ``run_tenants`` rows first, then the children;
+6. load (``load``): tenants with their ``run_tenants`` rows first, then the children;
    with parallel streams, users are written with placeholder hashes while bcrypt still
-   runs and get their real hashes as soon as it is done, so hashing overlaps the load;
+   runs and get their real hashes as soon as bcrypt is done and the users are committed
+   (the loader's ``committed`` hook says when), so hashing overlaps the load; the
+   foreign keys are checked set-based after the load when the triggers were off;
 7. ANALYZE the loaded tables; write ``credentials.csv``; in one transaction restore the
    tenants' status and mark the run ``ready`` (counts, fingerprint); write
    ``manifest.json`` last — its presence means the run is ready.
 
 Any error, lost connection or Ctrl-C after step 4 deletes the run's rows (children
 first, by tenant id), removes its credentials directory, and marks it ``failed``
-(``uprun.failure``).  If even that is impossible (the server went away) the run stays
+(``undo.failure``).  If even that is impossible (the server went away) the run stays
 ``provisioning`` with its tenants in the ledger, and ``provision down`` finishes the job.
 """
 
@@ -35,24 +37,25 @@ import asyncpg
 from .._version import __version__
 from ..errors import ProvisioningFailed
 from ..generate.binding import dataset_options, plan_tables
-from ..generate.dataset import Dataset, GenerationSpec, IdSpace, IntegerIds, UuidIds
-from ..generate.passwords import PasswordSet, estimate_hash_seconds
+from ..generate.dataset import DEFAULT_BATCH_SIZE, Dataset, GenerationSpec, IdSpace, IntegerIds, UuidIds
+from ..generate.passwords import PasswordSet
 from ..progress import ProgressCallback, ProgressEvent, null_progress
 from ..runs import ledger
+from ..runs.tenants import restore_tenants
 from ..schema.reflect import TablePlan, reflect_tables
-from ..schema.schemamap import quote_identifier
-from ..target.resolve import ResolvedDatabase, resolve_database
-from ..target.statedir import ensure_state_dir
-from .analyze import analyze_tables
-from .credentials import apply_hashes, build_pool_files, pending_hashes, unique_password_hook
-from .fkcheck import FkCheckPlan, plan_fk_checks
+from ..target.resolve import resolve_database
+from ..target.session import UP_SESSION, close_connection, open_connection
+from .analyze import analyze_table, analyze_tables
+from .credentials import PoolFiles, build_pool_files
+from .fkcheck import REPLICA_ROLE_LOCAL, FkCheckPlan, plan_fk_checks, verify_foreign_keys
+from .hashing import PasswordStep, start_hashing
 from .idblocks import reserve_id_blocks
-from .load import load_run
-from .session import APPLICATION_NAME, RunState, close_connection, failure, open_connection
-from .settings import DEFAULT_BATCH_SIZE, DEFAULT_STREAMS, PreparedRun, UpResult, UpSettings, prepare_run
+from .load import LoadOptions, LoadResult, RunLoader, TableCommitted, relation_sizes
+from .record import record_run
+from .settings import DEFAULT_STREAMS, PreparedRun, UpResult, UpSettings, prepare_run
+from .undo import RunState, failure
 
 __all__ = [
-    "APPLICATION_NAME",
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_STREAMS",
     "PreparedRun",
@@ -61,7 +64,6 @@ __all__ = [
     "prepare_run",
     "provision_up",
 ]
-
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -98,103 +100,19 @@ def _announce_binding(plans: Mapping[str, TablePlan], progress: ProgressCallback
             )
 
 
-async def _restore_tenants(
-    conn: asyncpg.Connection, plan: TablePlan, column: str, held: Mapping[str, list[Any]]
-) -> None:
-    for status, ids in held.items():
-        await conn.execute(
-            f"UPDATE {plan.qualified} SET {quote_identifier(column)} = $1 "
-            f"WHERE {quote_identifier(plan.id_column)} = ANY($2::{plan.tenant_array_type})",
-            status,
-            ids,
-        )
-
-
-async def _apply_hashes(
-    run: RunState,
-    plan: TablePlan,
-    column: str,
-    hashing: asyncio.Task[PasswordSet],
-    users_in: asyncio.Event,
-    placeholders: tuple[str, ...],
-) -> PasswordSet:
-    """Once bcrypt is done and the users are committed, put the real hashes in (own connection)."""
-    passwords = await hashing
-    await users_in.wait()
-    conn = await open_connection(run.db)
-    run.side_conns.append(conn)
-    try:
-        updated = await apply_hashes(conn, plan, column, run.tenant_ids, placeholders, passwords.hashes)
-    finally:
-        run.side_conns.remove(conn)
-        await close_connection(conn)
-    if updated != run.prep.counts.users:
-        raise ProvisioningFailed(
-            f"Only {updated} of {run.prep.counts.users} users of run {run.run_id} got their password hash.",
-            run_id=run.run_id,
-            table="users",
-        )
-    return passwords
-
-
 async def provision_up(settings: UpSettings, progress: ProgressCallback = null_progress) -> UpResult:
     """Provision one run; see the module docstring for the order of work and the guarantees."""
     started = time.perf_counter()
     prep = prepare_run(settings)
     db = resolve_database(settings.database_url, state_dir=prep.state_dir, allow_remote=settings.allow_remote)
     run = RunState(settings, prep, db, progress)
-    ctl = await open_connection(db)
+    ctl = await open_connection(db, UP_SESSION)
     run.ctl_pid = ctl.get_server_pid()
     hashing: asyncio.Task[PasswordSet] | None = None
     try:
-        t = time.perf_counter()
-        run.phase("reflect")
-        live = await reflect_tables(db.target, prep.schema_map)
-        plans = plan_tables(live, prep.schema_map)
-        run.plans = plans
-        _announce_binding(plans, progress)
-        fk_checks = await plan_fk_checks(ctl, plans, settings.foreign_key_checks)
-        run.phases["reflect"] = time.perf_counter() - t
-        if settings.unique_passwords:
-            est = estimate_hash_seconds(prep.hash_count, settings.bcrypt_cost)
-            progress(
-                ProgressEvent(
-                    "warning",
-                    message=(
-                        f"--unique-passwords: hashing {prep.hash_count:,} passwords at cost "
-                        f"{settings.bcrypt_cost} will take about {est / 60:.1f} minutes"
-                    ),
-                )
-            )
-        run.phase("hash", count=prep.hash_count, cost=settings.bcrypt_cost)
-        hashing = asyncio.create_task(run.hash_passwords())
-
-        t = time.perf_counter()
-        ensure_state_dir(prep.state_dir)  # refuse an unsafe state directory before writing anything
-        await ledger.ensure_ledger(ctl, settings.ledger_schema)
-        # the lock comes before the run's row: a 'provisioning' run is never without its lock
-        await ledger.acquire_run_lock(ctl, run.run_id)
-        await ledger.create_run(
-            ctl,
-            run_id=run.run_id,
-            scale=prep.scale,
-            seed=prep.seed,
-            counts=prep.counts.as_dict(),
-            toolkit_version=__version__,
-            label=settings.label,
-            schema=settings.ledger_schema,
-            settings=_ledger_settings(settings, prep, plans, db, fk_checks),
-        )
-        run.recorded = True
-        run.phases["ledger"] = time.perf_counter() - t
-        # announced only now: a refused ledger must not leave a run id on screen that names nothing
-        progress(
-            ProgressEvent(
-                "info",
-                message=f"run {run.run_id}, scale {prep.scale}, seed {prep.seed}, target {db.masked}",
-                data={"run_id": run.run_id, "seed": prep.seed},
-            )
-        )
+        plans, fk_checks = await _reflect(run, ctl)
+        hashing = start_hashing(run)
+        await record_run(run, ctl, plans, fk_checks)
         result = await _provision(run, ctl, plans, hashing, started, fk_checks)
     except BaseException as exc:
         if hashing is not None and not hashing.done():
@@ -207,30 +125,27 @@ async def provision_up(settings: UpSettings, progress: ProgressCallback = null_p
     return result
 
 
-def _ledger_settings(
-    settings: UpSettings,
-    prep: PreparedRun,
-    plans: Mapping[str, TablePlan],
-    db: ResolvedDatabase,
-    fk_checks: FkCheckPlan,
-) -> dict[str, Any]:
-    return {
-        "foreign_key_checks": fk_checks.mode,
-        "schema_map": prep.schema_map.as_dict(),
-        "skew": prep.skew,
-        "password_count": settings.password_count,
-        "unique_passwords": settings.unique_passwords,
-        "bcrypt_cost": settings.bcrypt_cost,
-        "streams": settings.streams,
-        "id_kind": plans["tenants"].id_kind,
-        "tables": {
-            t: {"schema": p.schema, "name": p.name, "tenant_column": p.tenant_column}
-            for t, p in plans.items()
-        },
-        "target": db.masked,
-        "profile": str(settings.profile) if settings.profile else None,
-        "overrides": list(settings.overrides),
-    }
+async def _reflect(run: RunState, ctl: asyncpg.Connection) -> tuple[dict[str, TablePlan], FkCheckPlan]:
+    """Step 3: the live tables, their plans, and how foreign keys will be checked (writes nothing)."""
+    t = time.perf_counter()
+    run.phase("reflect")
+    live = await reflect_tables(run.db.target, run.prep.schema_map)
+    plans = plan_tables(live, run.prep.schema_map)
+    run.plans = plans
+    _announce_binding(plans, run.progress)
+    fk_checks = await plan_fk_checks(ctl, plans, run.settings.foreign_key_checks)
+    run.phases["reflect"] = time.perf_counter() - t
+    return plans, fk_checks
+
+
+async def _id_space(run: RunState, ctl: asyncpg.Connection, plans: Mapping[str, TablePlan]) -> IdSpace:
+    """Step 5: integer keys come from blocks reserved in the tables' sequences; UUIDs from the run id."""
+    if plans["tenants"].id_kind == "integer":
+        ids: IdSpace = IntegerIds(await reserve_id_blocks(ctl, plans, run.prep.counts.as_dict()))
+    else:
+        ids = UuidIds(run.run_id)
+    run.tenant_ids = [ids.id("tenants", i) for i in range(run.prep.counts.tenants)]
+    return ids
 
 
 async def _provision(
@@ -241,142 +156,170 @@ async def _provision(
     started: float,
     fk_checks: FkCheckPlan,
 ) -> UpResult:
-    settings, prep, progress = run.settings, run.prep, run.progress
-    counts = prep.counts.as_dict()
-    ids: IdSpace
-    if plans["tenants"].id_kind == "integer":
-        ids = IntegerIds(await reserve_id_blocks(ctl, plans, counts))
-    else:
-        ids = UuidIds(run.run_id)
+    """Steps 5 to 7 of the module docstring, once the run is recorded."""
+    prep = run.prep
+    ids = await _id_space(run, ctl, plans)
     spec = GenerationSpec(
-        seed=prep.seed,
-        namespace=run.run_id,
-        counts=prep.counts,
-        skew=prep.skew,
-        password_slots=prep.password_slots,
+        seed=prep.seed, namespace=run.run_id, counts=prep.counts, skew=prep.skew, password_slots=prep.password_slots
     )
-    hash_column = plans["users"].concept_column("password_hash") or ""
-    options = dataset_options(plans)
-    # With parallel streams, users are loaded with placeholders while bcrypt still runs
-    # (see runpool.pending_hashes), so hashing overlaps the load instead of preceding it.
-    deferred = (
-        settings.streams > 1
-        and not settings.unique_passwords
-        and plans["users"].position(hash_column) is not None
-    )
-    unique: PasswordSet | None = None
-    apply_task: asyncio.Task[PasswordSet] | None = None
-    run.tenant_ids = [ids.id("tenants", i) for i in range(prep.counts.tenants)]
-    load_progress = progress
-    if deferred:
-        placeholders = pending_hashes(run.run_id, prep.password_slots)
-        dataset = Dataset(spec, placeholders, **options)
-        users_in = asyncio.Event()
+    step = PasswordStep(run, plans, hashing)
+    dataset = Dataset(spec, await step.slot_hashes(), **dataset_options(plans))
+    analyzed: set[str] = set()
 
-        def load_progress(event: ProgressEvent) -> None:
-            if event.kind == "table_done" and event.table == "users":
-                users_in.set()
-            progress(event)
-
-        apply_task = asyncio.create_task(
-            _apply_hashes(run, plans["users"], hash_column, hashing, users_in, placeholders)
-        )
-        run.tasks.append(apply_task)
-    else:
-        passwords = await hashing
-        unique = passwords if settings.unique_passwords else None
-        slot_hashes = (
-            passwords.hashes[: prep.password_slots] if unique is None else ("",) * prep.password_slots
-        )
-        dataset = Dataset(spec, slot_hashes, **options)
+    async def committed(table: str, conn: asyncpg.Connection) -> None:
+        if table == "users":
+            step.users_committed()
+        await analyze_table(conn, plans[table])  # while the other streams still load
+        analyzed.add(table)
 
     t = time.perf_counter()
-    run.phase("load", streams=settings.streams, foreign_key_checks=fk_checks.mode)
-    if not fk_checks.after_load and settings.foreign_key_checks == "auto":
-        progress(ProgressEvent("info", message=f"foreign keys are checked per row: {fk_checks.reason}"))
-    status_column = _status_column(plans)
-    hooks = {}
-    if unique is not None:
-        hooks["users"] = unique_password_hook(plans["users"], unique.hashes)
-    outcome = await load_run(
-        ctl=ctl,
-        open_worker=lambda: open_connection(run.db),
-        plans=plans,
-        dataset=dataset,
-        ids=ids,
-        run_id=run.run_id,
-        ledger_schema=settings.ledger_schema,
-        streams=settings.streams,
-        batch_size=settings.batch_size,
-        split_rows=settings.split_rows,
-        tenant_status_column=status_column,
-        hooks=hooks,
-        progress=load_progress,
-        workers=run.workers,
-        failed=run.failed_tables,
-        fk_checks=fk_checks,
-    )
-    if apply_task is not None:
-        passwords = await apply_task
+    run.phase("load", streams=run.settings.streams, foreign_key_checks=fk_checks.mode)
+    if not fk_checks.after_load and run.settings.foreign_key_checks == "auto":
+        run.progress(ProgressEvent("info", message=f"foreign keys are checked per row: {fk_checks.reason}"))
+    options = _load_options(run, fk_checks)
+    loader = RunLoader(plans, dataset, ids, options, row_hooks=step.row_hooks(), progress=run.progress)
+    loaded = await _load(run, ctl, loader, fk_checks, committed)
+    passwords = await step.passwords()
     run.phases["load"] = time.perf_counter() - t
-    for load in outcome.tables:
-        if load.rows != counts[load.table]:
-            raise ProvisioningFailed(
-                f"Table {load.name} got {load.rows} rows instead of {counts[load.table]}.",
-                run_id=run.run_id,
-                table=load.table,
-            )
+    _check_counts(run, loaded)
     fingerprint = dataset.fingerprint()
 
     t = time.perf_counter()
     run.phase("analyze")
-    left = {t: p for t, p in plans.items() if t not in outcome.analyzed}
-    await analyze_tables([ctl, *[w for w in run.workers if not w.is_closed()]], left, progress)
-    for w in run.workers:
-        await w.close()
-    run.workers.clear()
+    await analyze_tables([ctl], {t: p for t, p in plans.items() if t not in analyzed}, run.progress)
     run.phases["analyze"] = time.perf_counter() - t
 
     t = time.perf_counter()
     run.phase("finalize")
-    created_at = datetime.now(UTC)
     pool = build_pool_files(
         run_id=run.run_id,
         state_dir=prep.state_dir,
         dataset=dataset,
         ids=ids,
         passwords=passwords,
-        unique=unique is not None,
-        manifest_base={
-            "label": settings.label,
-            "scale": prep.scale,
-            "seed": prep.seed,
-            "fingerprint": fingerprint,
-            "toolkit_version": __version__,
-            "created_at": created_at.isoformat(),
-            "target": run.db.masked,
-            "counts": counts,
-        },
+        unique=step.unique is not None,
+        manifest_base=_manifest_base(run, fingerprint),
     )
-    async with ctl.transaction():
-        if status_column is not None and outcome.tenant_status:
-            await _restore_tenants(ctl, plans["tenants"], status_column, outcome.tenant_status)
-        await ledger.set_status(
-            ctl, run.run_id, "ready", fingerprint=fingerprint, counts=counts, schema=settings.ledger_schema
-        )
+    await _mark_ready(run, ctl, plans, loaded, fingerprint)
     manifest_path = pool.write_manifest()
     run.phases["finalize"] = time.perf_counter() - t
+    return _result(run, plans, fk_checks, loaded, pool, manifest_path, fingerprint, len(passwords), started)
+
+
+def _load_options(run: RunState, fk_checks: FkCheckPlan) -> LoadOptions:
+    settings = run.settings
+    return LoadOptions(settings.streams, settings.batch_size, settings.split_rows, fk_checks.after_load)
+
+
+async def _load(
+    run: RunState,
+    ctl: asyncpg.Connection,
+    loader: RunLoader,
+    fk_checks: FkCheckPlan,
+    committed: TableCommitted,
+) -> LoadResult:
+    """Step 6: the tenants with their ledger rows, the children, then the set-based key checks.
+
+    The ledger's ``run_tenants`` rows commit in the tenants' own transaction (a killed
+    ``up`` can always be finished by ``down``).  One stream: everything, the key checks
+    included, is one transaction on ``ctl``.
+    """
+    run.loader = loader
+    plans = loader.plans
+    before = await relation_sizes(ctl, plans)
+    loader.announce_empty_tables()
+    if loader.options.parallel:
+        async with ctl.transaction():
+            await _copy_tenants(run, ctl, loader)
+        await loader.copy_children_on_streams(lambda: open_connection(run.db, UP_SESSION), committed)
+        await _verify_keys(run, ctl, loader, fk_checks)
+    else:
+        async with ctl.transaction():
+            await _copy_tenants(run, ctl, loader)
+            if loader.options.fk_triggers_off:
+                await ctl.execute(REPLICA_ROLE_LOCAL)
+            await loader.copy_children(ctl)
+            await _verify_keys(run, ctl, loader, fk_checks)
+    return loader.result(before, await relation_sizes(ctl, plans))
+
+
+async def _copy_tenants(run: RunState, ctl: asyncpg.Connection, loader: RunLoader) -> None:
+    await ledger.record_tenants(ctl, run.run_id, run.tenant_ids, run.settings.ledger_schema)
+    await loader.copy_tenants(ctl, _status_column(loader.plans))
+
+
+async def _verify_keys(run: RunState, ctl: asyncpg.Connection, loader: RunLoader, checks: FkCheckPlan) -> None:
+    """The set-based foreign-key checks of a load copied with the triggers off (``fkcheck``)."""
+    if checks.after_load:
+        await verify_foreign_keys(ctl, checks, loader.plans, run.tenant_ids)
+
+
+def _check_counts(run: RunState, loaded: LoadResult) -> None:
+    counts = run.prep.counts.as_dict()
+    for load in loaded.tables:
+        if load.rows != counts[load.table]:
+            raise ProvisioningFailed(
+                f"Table {load.name} got {load.rows} rows instead of {counts[load.table]}.",
+                run_id=run.run_id,
+                table=load.table,
+            )
+
+
+def _manifest_base(run: RunState, fingerprint: str) -> dict[str, Any]:
+    prep = run.prep
+    return {
+        "label": run.settings.label,
+        "scale": prep.scale,
+        "seed": prep.seed,
+        "fingerprint": fingerprint,
+        "toolkit_version": __version__,
+        "created_at": datetime.now(UTC).isoformat(),
+        "target": run.db.masked,
+        "counts": prep.counts.as_dict(),
+    }
+
+
+async def _mark_ready(
+    run: RunState, ctl: asyncpg.Connection, plans: Mapping[str, TablePlan], loaded: LoadResult, fingerprint: str
+) -> None:
+    """One transaction: the held tenants get their real status back, and the run is ``ready``."""
+    status_column = _status_column(plans)
+    async with ctl.transaction():
+        if status_column is not None and loaded.held:
+            await restore_tenants(ctl, plans["tenants"], status_column, loaded.held)
+        await ledger.set_status(
+            ctl,
+            run.run_id,
+            "ready",
+            fingerprint=fingerprint,
+            counts=run.prep.counts.as_dict(),
+            schema=run.settings.ledger_schema,
+        )
+
+
+def _result(
+    run: RunState,
+    plans: Mapping[str, TablePlan],
+    fk_checks: FkCheckPlan,
+    loaded: LoadResult,
+    pool: PoolFiles,
+    manifest_path: Any,
+    fingerprint: str,
+    password_count: int,
+    started: float,
+) -> UpResult:
+    settings, prep = run.settings, run.prep
     elapsed = time.perf_counter() - started
     run.phases["total"] = elapsed
-    progress(ProgressEvent("info", name="ready", message=f"run {run.run_id} ready", data={"run_id": run.run_id}))
+    run.progress(ProgressEvent("info", name="ready", message=f"run {run.run_id} ready", data={"run_id": run.run_id}))
     return UpResult(
         run_id=run.run_id,
         label=settings.label,
         scale=prep.scale,
         seed=prep.seed,
         fingerprint=fingerprint,
-        counts=counts,
-        tables=tuple(outcome.tables),
+        counts=prep.counts.as_dict(),
+        tables=loaded.tables,
         phases=dict(run.phases),
         elapsed=elapsed,
         target=run.db.masked,
@@ -384,7 +327,7 @@ async def _provision(
         credentials_path=pool.credentials_path,
         manifest_path=manifest_path,
         active_users=pool.active_users,
-        password_count=len(passwords),
+        password_count=password_count,
         bcrypt_cost=settings.bcrypt_cost,
         streams=settings.streams,
         id_kind=plans["tenants"].id_kind,

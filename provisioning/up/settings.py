@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..generate.dataset import DEFAULT_BATCH_SIZE
 from ..generate.passwords import DEFAULT_BCRYPT_COST, DEFAULT_PASSWORD_COUNT, validate_password_options
 from ..generate.scales import DEFAULT_SKEW, MAX_SKEW, ScaleCounts, resolve_counts
 from ..runs import ledger
@@ -33,7 +34,6 @@ __all__ = [
     "prepare_run",
 ]
 
-DEFAULT_BATCH_SIZE = 4_000
 DEFAULT_STREAMS = 2
 MAX_SEED = 2**63 - 1
 _LABEL_MAX = 200

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from agentic_loadkit.provisioning.errors import ProvisioningFailed
 from agentic_loadkit.provisioning.generate.dataset import Dataset, GenerationSpec, compute_fingerprint
 from agentic_loadkit.provisioning.generate.scales import SCALES
-from agentic_loadkit.provisioning.progress import ProgressEvent
+from agentic_loadkit.provisioning.progress import ProgressEvent, null_progress
 from agentic_loadkit.provisioning.runs.listing import run_status
 from agentic_loadkit.provisioning.target.url import DatabaseTarget
 from agentic_loadkit.provisioning.up.load import plan_pieces
@@ -223,6 +223,30 @@ def test_unique_passwords(platform_db: DatabaseTarget, state: Path) -> None:
     )
     assert len(set(hashes.values())) == len(rows)
     for row in rows[:8]:
+        assert bcrypt.checkpw(row["password"].encode(), hashes[row["email"]].encode())
+
+
+def test_real_hashes_land_when_progress_ignores_every_event(platform_db: DatabaseTarget, state: Path) -> None:
+    """With parallel streams the users are loaded with placeholders while bcrypt runs; the load's
+    commit hook, not a progress event, says when the real hashes may go in.  A progress callback
+    that ignores everything must still leave logins that verify."""
+    settings = UpSettings(database_url=platform_db.url, state_dir=state, seed=13, streams=2, bcrypt_cost=4)
+    r = run(asyncio.wait_for(provision_up(settings, null_progress), 300))
+    with r.credentials_path.open() as f:
+        rows = list(csv.DictReader(f))
+    hashes = dict(
+        run(
+            fetch(
+                platform_db,
+                "SELECT u.email, u.hashed_password FROM users u WHERE u.tenant_id::text IN "
+                "(SELECT tenant_id FROM provisioning.run_tenants WHERE run_id = $1)",
+                r.run_id,
+            )
+        )
+    )
+    assert len(hashes) == SMALL["users"] and rows
+    assert all(h.startswith("$2b$04$") for h in hashes.values())  # no placeholder left
+    for row in rows:
         assert bcrypt.checkpw(row["password"].encode(), hashes[row["email"]].encode())
 
 

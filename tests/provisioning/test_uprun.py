@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 import pytest
-from agentic_loadkit.provisioning.up.session import _connection_lost
+from agentic_loadkit.provisioning.target.session import connection_lost
 
 
 @pytest.mark.parametrize(
@@ -20,4 +20,4 @@ from agentic_loadkit.provisioning.up.session import _connection_lost
     ],
 )
 def test_terminated_backends_are_lost_connections(error: type[asyncpg.PostgresError], lost: bool) -> None:
-    assert _connection_lost(error("x")) is lost
+    assert connection_lost(error("x")) is lost

@@ -1,64 +1,41 @@
-"""One ``up`` in progress, and how it is undone when anything fails.
+"""Undo a failed ``up``: what the undo needs to know about the run, and the undo itself.
 
 ``RunState`` holds what the undo needs: the run id, whether the run row was recorded,
-the tenant ids, the table plans, and every connection and task the run opened.
-``failure`` turns any exception (an error, a lost connection, Ctrl-C) into the one
-exception to report, after deleting the run's rows (children first, by the tenant ids the
-ledger committed with the tenants, never by ids the run only meant to use) and
-marking it ``failed``; if even that is impossible the run stays ``provisioning`` with its
-tenants in the ledger and the message says that ``provision down`` finishes the job.
+the tenant ids, the table plans, the loader (which table failed, which stream backends
+it dropped), and every other connection and task the run opened.  ``failure`` turns any
+exception (an error, a lost connection, Ctrl-C) into the one exception to report, after
+deleting the run's rows (children first, by the tenant ids the ledger committed with the
+tenants, never by ids the run only meant to use) and marking it ``failed``; if even
+that is impossible the run stays ``provisioning`` with its tenants in the ledger and
+the message says that ``provision down`` finishes the job.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
 from typing import Any
 
 import asyncpg
 
 from ..errors import DatabaseRefused, Interrupted, ProvisionError, ProvisioningFailed, first_line
-from ..generate.passwords import PasswordSet, hash_passwords
 from ..progress import ProgressCallback, ProgressEvent
 from ..runs import ledger
 from ..runs.poolfile import remove_run_dir
 from ..schema.reflect import TablePlan
-from ..target.resolve import ResolvedDatabase, connect
-from .load import delete_run_rows
+from ..target.resolve import ResolvedDatabase
+from ..target.session import (
+    DB_ERRORS,
+    UP_SESSION,
+    close_connection,
+    connection_lost,
+    drop_connection,
+    open_connection,
+    postgres_error,
+)
+from .load import RunLoader, delete_run_rows
 from .settings import PreparedRun, UpSettings
 
-__all__ = [
-    "APPLICATION_NAME",
-    "DB_ERRORS",
-    "RunState",
-    "close_connection",
-    "drop_connection",
-    "failure",
-    "open_connection",
-]
-
-APPLICATION_NAME = "provision-up"
-DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
-
-
-async def open_connection(db: ResolvedDatabase) -> asyncpg.Connection:
-    return await connect(db, server_settings={"application_name": APPLICATION_NAME})
-
-
-async def close_connection(conn: asyncpg.Connection) -> None:
-    try:
-        await asyncio.wait_for(conn.close(), 5)
-    except BaseException:
-        drop_connection(conn)
-
-
-def drop_connection(conn: asyncpg.Connection) -> None:
-    """Abort a connection we give up on.  asyncio can raise from a transport whose peer already
-    closed it ('NoneType' object has no attribute 'call_soon'): that must not replace the one
-    sentence the undo reports."""
-    with contextlib.suppress(Exception):
-        conn.terminate()
+__all__ = ["RunState", "failure"]
 
 
 async def _stop_backends(conn: asyncpg.Connection, pids: list[int]) -> None:
@@ -70,7 +47,7 @@ async def _stop_backends(conn: asyncpg.Connection, pids: list[int]) -> None:
         f"SELECT pg_terminate_backend(pid{wait}) FROM pg_stat_activity "
         "WHERE pid = ANY($1::int[]) AND application_name = $2 AND pid <> pg_backend_pid()",
         pids,
-        APPLICATION_NAME,
+        UP_SESSION.application_name,
     )
 
 
@@ -83,27 +60,21 @@ class RunState:
         self.settings, self.prep, self.db, self.progress = settings, prep, db, progress
         self.run_id = ledger.new_run_id()
         self.phases: dict[str, float] = {}
-        self.workers: list[asyncpg.Connection] = []
         self.tasks: list[asyncio.Task[Any]] = []
-        self.side_conns: list[asyncpg.Connection] = []  # connections besides the load's workers
+        self.side_conns: list[asyncpg.Connection] = []  # connections besides the control one and the loader's
         self.plans: dict[str, TablePlan] = {}
         self.tenant_ids: list[Any] = []
         self.recorded = False
-        self.failed_tables: list[str] = []
+        self.loader: RunLoader | None = None
         self.ctl_pid: int | None = None
 
     @property
     def table(self) -> str:
-        return self.failed_tables[0] if self.failed_tables else ""
+        """The table whose load failed, or ''."""
+        return (self.loader.failed_table or "") if self.loader is not None else ""
 
     def phase(self, name: str, **data: Any) -> None:
         self.progress(ProgressEvent("phase", name=name, data=data))
-
-    async def hash_passwords(self) -> PasswordSet:
-        started = time.perf_counter()
-        result = await hash_passwords(self.prep.hash_count, self.settings.bcrypt_cost, progress=self.progress)
-        self.phases["hash"] = time.perf_counter() - started
-        return result
 
     async def committed_tenants(self, conn: asyncpg.Connection) -> list[Any]:
         """The run's tenant ids that the ledger holds: ``run_tenants`` rows commit in the tenants'
@@ -123,9 +94,10 @@ class RunState:
         """
         for task in self.tasks:
             task.cancel()
-        dropped = [*self.workers, *self.side_conns]
+        dropped = list(self.side_conns)
         # a connection the server already closed has no backend left (and asyncpg no pid for it)
         pids = [w.get_server_pid() for w in dropped if not w.is_closed()]
+        pids.extend(self.loader.stream_pids if self.loader is not None else ())
         if ctl is None and self.ctl_pid is not None:
             pids.append(self.ctl_pid)
         for w in dropped:
@@ -136,7 +108,7 @@ class RunState:
         conn = ctl
         try:
             if conn is None or conn.is_closed():
-                conn = await open_connection(self.db)
+                conn = await open_connection(self.db, UP_SESSION)
             await _stop_backends(conn, pids)
             if conn is not ctl:
                 await conn.execute("SET lock_timeout = '30s'")
@@ -160,12 +132,12 @@ async def failure(run: RunState, ctl: asyncpg.Connection, exc: BaseException) ->
     """Undo after ``exc`` and return the exception to raise (one sentence, run id included)."""
     interrupted = isinstance(exc, asyncio.CancelledError | KeyboardInterrupt)
     if not run.recorded:  # nothing of the run was written yet
-        for w in run.workers:
+        for w in run.side_conns:
             drop_connection(w)
         await close_connection(ctl)
         if interrupted:
             return Interrupted("Interrupted before anything was written.")
-        refused = _postgres_error(exc)
+        refused = postgres_error(exc)
         if refused is not None and not isinstance(exc, ProvisionError):
             return DatabaseRefused(
                 f"PostgreSQL refused what provision up needs ({first_line(refused)}); nothing was written."
@@ -173,7 +145,7 @@ async def failure(run: RunState, ctl: asyncpg.Connection, exc: BaseException) ->
         return exc
     if isinstance(exc, ProvisionError):
         reason = exc.message.rstrip(".")
-    elif isinstance(exc, asyncpg.PostgresError) and not _connection_lost(exc):
+    elif isinstance(exc, asyncpg.PostgresError) and not connection_lost(exc):
         reason = f"PostgreSQL refused a row{' of ' + run.table if run.table else ''}: {first_line(exc)}"
     elif isinstance(exc, DB_ERRORS):
         reason = f"the connection to the database was lost ({type(exc).__name__})"
@@ -207,24 +179,3 @@ async def failure(run: RunState, ctl: asyncpg.Connection, exc: BaseException) ->
     return ProvisioningFailed(
         f"Provisioning failed ({reason}); {tail}.", run_id=run.run_id, table=run.table or None
     )
-
-
-def _connection_lost(exc: asyncpg.PostgresError) -> bool:
-    """A server error that ends the connection (class 08, or 57P: the backend was terminated or the
-    server shut down), not a refused row.  Whether a backend terminated mid-COPY surfaces as this or as
-    a closed socket depends on when asyncpg next reads; both mean the connection was lost."""
-    return str(getattr(exc, "sqlstate", "") or "").startswith(("08", "57P"))
-
-
-def _postgres_error(exc: BaseException) -> asyncpg.PostgresError | None:
-    """The PostgreSQL error behind ``exc`` (SQLAlchemy, used for reflection, wraps asyncpg's)."""
-    seen: BaseException | None = exc
-    for _ in range(6):
-        if seen is None:
-            return None
-        if isinstance(seen, asyncpg.PostgresError):
-            return seen
-        seen = getattr(seen, "orig", None) or seen.__cause__ or seen.__context__
-    return None
-
-
