@@ -7,17 +7,16 @@ the tenants key type so that the indexes on the tenant columns are used); the ch
 take all of the run's tenant ids as ``$2``.  Anchoring every statement on a small batch
 keeps PostgreSQL's plans index-driven: their cost follows the run's rows, not the table's.
 
-Identifiers come from the catalogs and are always quoted by SQLAlchemy's PostgreSQL
-identifier preparer; no name is pasted into SQL unquoted.
+Identifiers come from the catalogs and are always quoted (``schemamap.quote_identifier``,
+SQLAlchemy's PostgreSQL identifier preparer); no name is pasted into SQL unquoted.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.dialects import postgresql
-
 from ..schema.fkgraph import Edge, ForeignKeyGraph, GraphTable, Path, TableRef
+from ..schema.schemamap import qualified_name, quote_identifier
 
 __all__ = [
     "CHUNK",
@@ -27,23 +26,16 @@ __all__ = [
     "nullify_sql",
     "path_indexed",
     "path_label",
-    "qualified",
-    "quote",
     "residue_sql",
 ]
 
-_PREPARER = postgresql.dialect().identifier_preparer
 CHUNK = "$1"  # the tenant ids a statement is anchored on (a batch: small, so plans use the indexes)
 RUN = "$2"  # all of the run's tenant ids, for the checks' filters
 
 
-def quote(name: str) -> str:
-    """Always-quoted identifier (SQLAlchemy's PostgreSQL preparer)."""
-    return _PREPARER.quote_identifier(name)
-
-
-def qualified(table: TableRef) -> str:
-    return f"{quote(table.schema)}.{quote(table.name)}"
+def _qualified(table: TableRef) -> str:
+    """``"schema"."table"`` of a graph table."""
+    return qualified_name(table.schema, table.name)
 
 
 @dataclass(frozen=True)
@@ -74,15 +66,16 @@ def _reach(
     for i, edge in enumerate(path):
         last = i == len(path) - 1
         if last and edge.parent == graph.tenants and edge.parent_cols == (graph.tenant_key,):
-            column = f"{alias}.{quote(edge.child_cols[0])}"
+            column = f"{alias}.{quote_identifier(edge.child_cols[0])}"
             conds.append(_anchor(graph, column, as_text=edge.compare_as_text, foreign=foreign, ids=ids))
             return _Reach(tuple(items), tuple(conds))
         nxt = f"{prefix}{i + 1}"
-        items.append(f"{qualified(edge.parent)} {nxt}")
+        items.append(f"{_qualified(edge.parent)} {nxt}")
         pairs = zip(edge.child_cols, edge.parent_cols, strict=True)
-        conds.extend(f"{alias}.{quote(c)} = {nxt}.{quote(p)}" for c, p in pairs)
+        conds.extend(f"{alias}.{quote_identifier(c)} = {nxt}.{quote_identifier(p)}" for c, p in pairs)
         alias = nxt
-    conds.append(_anchor(graph, f"{alias}.{quote(graph.tenant_key)}", as_text=False, foreign=foreign, ids=ids))
+    key = f"{alias}.{quote_identifier(graph.tenant_key)}"
+    conds.append(_anchor(graph, key, as_text=False, foreign=foreign, ids=ids))
     return _Reach(tuple(items), tuple(conds))
 
 
@@ -94,7 +87,7 @@ def _exists(graph: ForeignKeyGraph, path: Path, *, prefix: str, foreign: bool) -
 
 
 def _from(table: GraphTable, r: _Reach) -> str:
-    return ", ".join([f"{qualified(table.table)} t0", *r.items])
+    return ", ".join([f"{_qualified(table.table)} t0", *r.items])
 
 
 def check_sql(graph: ForeignKeyGraph, table: GraphTable, index: int, *, exact: bool = True) -> str:
@@ -125,16 +118,16 @@ def delete_sql(graph: ForeignKeyGraph, table: GraphTable, path: Path) -> str:
     """``DELETE`` the rows that ``path`` ties to the tenants in ``$1`` (a semi-join along the path)."""
     r = _reach(graph, path, outer="t0", prefix="p")
     using = f" USING {', '.join(r.items)}" if r.items else ""
-    return f"DELETE FROM {qualified(table.table)} t0{using} WHERE {r.where}"
+    return f"DELETE FROM {_qualified(table.table)} t0{using} WHERE {r.where}"
 
 
 def nullify_sql(graph: ForeignKeyGraph, table: GraphTable, path: Path, edge: Edge) -> str:
     """Cut a foreign-key cycle: set ``edge``'s columns to NULL on the run's rows of ``table``."""
     r = _reach(graph, path, outer="t0", prefix="p")
-    sets = ", ".join(f"{quote(c)} = NULL" for c in edge.child_cols)
-    not_null = " OR ".join(f"t0.{quote(c)} IS NOT NULL" for c in edge.child_cols)
+    sets = ", ".join(f"{quote_identifier(c)} = NULL" for c in edge.child_cols)
+    not_null = " OR ".join(f"t0.{quote_identifier(c)} IS NOT NULL" for c in edge.child_cols)
     frm = f" FROM {', '.join(r.items)}" if r.items else ""
-    return f"UPDATE {qualified(table.table)} t0 SET {sets}{frm} WHERE {r.where} AND ({not_null})"
+    return f"UPDATE {_qualified(table.table)} t0 SET {sets}{frm} WHERE {r.where} AND ({not_null})"
 
 
 def residue_sql(graph: ForeignKeyGraph, table: GraphTable, path: Path, limit: int = 1000) -> str:

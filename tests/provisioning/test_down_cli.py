@@ -11,6 +11,8 @@ from typing import Any
 import asyncpg
 import pytest
 from agentic_loadkit.cli import app as cli
+from agentic_loadkit.provisioning.down.teardown import DownSettings, forget_history
+from agentic_loadkit.provisioning.errors import InputError
 from agentic_loadkit.provisioning.runs import ledger
 from agentic_loadkit.provisioning.target.url import DatabaseTarget
 from teardown_helpers import (
@@ -167,6 +169,16 @@ def test_all_forget_and_runs_prune(db_factory: Any, tmp_path: Path) -> None:
     assert pruned.exit_code == 0, pruned.output
     assert sorted(json.loads(pruned.stdout)["pruned"]) == sorted([b.run_id, c.run_id])
     assert fetchval(target, "SELECT count(*) FROM provisioning.runs") == 0
+
+
+def test_forget_without_a_run_names_the_option_the_cli_offers(platform_db: DatabaseTarget, tmp_path: Path) -> None:
+    """Neither a run nor ``all_runs``: the refusal points at ``provision runs --prune``, which exists."""
+    with pytest.raises(InputError) as refused:
+        asyncio.run(forget_history(DownSettings(database_url=platform_db.url, state_dir=tmp_path)))
+    message = str(refused.value)
+    assert "'provision runs --prune'" in message and "--removed" not in message, message
+    runs_help = invoke(tmp_path, "runs", "--help")
+    assert runs_help.exit_code == 0 and "--prune" in runs_help.output, runs_help.output
 
 
 def test_up_then_down_end_to_end(db_factory: Any, tmp_path: Path) -> None:

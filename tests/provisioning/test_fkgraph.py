@@ -6,7 +6,8 @@ import asyncpg
 import pytest
 from agentic_loadkit.provisioning.down.sql import path_label
 from agentic_loadkit.provisioning.errors import SchemaMismatch
-from agentic_loadkit.provisioning.schema.fkgraph import Edge, ForeignKeyGraph, TableRef, build_graph, reflect_graph
+from agentic_loadkit.provisioning.schema.fkgraph import Edge, ForeignKeyGraph, TableRef, build_graph
+from agentic_loadkit.provisioning.schema.fkreflect import reflect_graph
 from agentic_loadkit.provisioning.target.url import DatabaseTarget
 from agentic_loadkit.reference_platform.schema import TABLE_NAMES
 from teardown_helpers import VARIANT_SQL, execute, run
