@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from .down.teardown import DownPlan, DownResult, DownSettings, forget_history, plan_down, provision_down
 from .generate.passwords import DEFAULT_BCRYPT_COST, DEFAULT_PASSWORD_COUNT
-from .generate.scales import parse_skew
+from .generate.scales import DEFAULT_SKEW, parse_skew
+from .runs.ledger import run_tenant_ids
 from .runs.listing import RunList, RunStatusReport, list_runs, run_status, run_summary
 from .runs.poolfile import export_credentials
 from .schema.schemamap import load_schema_map
@@ -25,6 +26,7 @@ from .up.settings import UpResult, UpSettings
 __all__ = [
     "DEFAULT_BCRYPT_COST",
     "DEFAULT_PASSWORD_COUNT",
+    "DEFAULT_SKEW",
     "DatabaseTarget",
     "DownPlan",
     "DownResult",
@@ -56,4 +58,5 @@ __all__ = [
     "resolve_database",
     "run_status",
     "run_summary",
+    "run_tenant_ids",
 ]

@@ -27,7 +27,6 @@ from teardown_helpers import (
 )
 from typer.testing import CliRunner
 
-cli._register_commands()
 runner = CliRunner()
 
 
