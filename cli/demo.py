@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from agentic_loadkit.demo.settings import DEFAULT_TIME_SCALE, DEMO_DATABASE
+from agentic_loadkit.demo.settings import DEFAULT_TIME_SCALE, DEMO_DATABASE, LOAD_GRACE_SECONDS
 from agentic_loadkit.provisioning.generate.passwords import DEFAULT_BCRYPT_COST
 from rich.progress import Progress, ProgressColumn, SpinnerColumn, Task, TextColumn, TimeElapsedColumn
 from rich.progress_bar import ProgressBar
@@ -165,7 +165,8 @@ def demo(
     ),
     bcrypt_cost: int = bcrypt_cost_option(f"bcrypt cost of the passwords (the platform's is {DEFAULT_BCRYPT_COST})."),
     load_timeout: float | None = typer.Option(
-        None, "--load-timeout", help="Stop Locust after this many seconds (default: profile length + 120)."
+        None, "--load-timeout",
+        help=f"Stop Locust after this many seconds (default: profile length + {LOAD_GRACE_SECONDS:g}).",
     ),
 ) -> None:
     """The README's main-job command (help text above); the work is ``demo.run_demo``."""

@@ -1,4 +1,4 @@
-"""``provision platform init|serve``: the reference Agentic Platform (under ``fixtures/``)."""
+"""``provision platform init|serve``: the reference Agentic Platform (``agentic_loadkit.reference_platform``)."""
 
 from __future__ import annotations
 

@@ -253,7 +253,7 @@ def up(
     single_transaction: bool = typer.Option(
         False, "--single-transaction", help="Load everything in one transaction on one connection (slower)."
     ),
-    streams: int = typer.Option(2, "--streams", help="Parallel COPY streams.", hidden=True),
+    streams: int | None = typer.Option(None, "--streams", help="Parallel COPY streams.", hidden=True),
     foreign_key_checks: str = typer.Option(
         "auto",
         "--foreign-key-checks",
@@ -267,9 +267,10 @@ def up(
     allow_remote: bool = allow_remote_option(),
 ) -> None:
     """Provision a run: tenants, users, agents, workflows, collections, MCP servers, and logins."""
-    from agentic_loadkit.provisioning.api import UpSettings, plan_up, provision_up
+    from agentic_loadkit.provisioning.api import DEFAULT_STREAMS, UpSettings, plan_up, provision_up
 
     renderer = _UpRenderer(enabled=not (quiet or as_json or dry_run))
+    copy_streams = 1 if single_transaction else streams if streams is not None else DEFAULT_STREAMS
 
     async def go() -> UpResult | UpPlan:
         settings = UpSettings(
@@ -277,7 +278,7 @@ def up(
             skew=_skew_setting(skew, uniform), label=label, schema_map=schema_map, bcrypt_cost=bcrypt_cost,
             password_count=password_count, unique_passwords=unique_passwords, database_url=database_url,
             allow_remote=allow_remote, state_dir=state().state_dir,
-            streams=1 if single_transaction else streams, foreign_key_checks=foreign_key_checks,
+            streams=copy_streams, foreign_key_checks=foreign_key_checks,
         )
         if dry_run:
             return await plan_up(settings)

@@ -23,8 +23,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from agentic_loadkit.provisioning.api import mask_text
 from agentic_loadkit.provisioning.errors import InputError, LoadTestFailed
-from agentic_loadkit.provisioning.target.url import mask_text
 
 from .parent_death import dying_with_parent
 

@@ -21,12 +21,13 @@ from .target.statedir import default_state_dir, ensure_state_dir
 from .target.url import DatabaseTarget, mask_text, mask_url, parse_database_url
 from .up.plan import PlannedTable, UpPlan, plan_up
 from .up.provision import prepare_run, provision_up
-from .up.settings import UpResult, UpSettings
+from .up.settings import DEFAULT_STREAMS, UpResult, UpSettings
 
 __all__ = [
     "DEFAULT_BCRYPT_COST",
     "DEFAULT_PASSWORD_COUNT",
     "DEFAULT_SKEW",
+    "DEFAULT_STREAMS",
     "DatabaseTarget",
     "DownPlan",
     "DownResult",
