@@ -5,20 +5,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import typer
-from agentic_loadkit.provisioning.target.statedir import default_state_dir
-from agentic_loadkit.provisioning.target.url import mask_url
 
-from .app import app, guard, out_console, state
+from .root import app, guard, out_console, state
 
 if TYPE_CHECKING:
-    from agentic_loadkit.provisioning.target.embedded import EmbeddedPostgres
+    from agentic_loadkit.provisioning.api import EmbeddedPostgres
 
 db_app = typer.Typer(help="Manage the embedded PostgreSQL server (the default database).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 
 def _embedded() -> EmbeddedPostgres:
-    from agentic_loadkit.provisioning.target.embedded import EmbeddedPostgres
+    from agentic_loadkit.provisioning.api import EmbeddedPostgres, default_state_dir
 
     return EmbeddedPostgres(state().state_dir or default_state_dir())
 
@@ -26,6 +24,8 @@ def _embedded() -> EmbeddedPostgres:
 @db_app.command("start")
 def db_start() -> None:
     """Start the embedded server (if needed) and print its URL."""
+    from agentic_loadkit.provisioning.api import mask_url
+
     url = guard(_embedded().start)
     out_console.print(mask_url(url), markup=False)
 
@@ -42,6 +42,8 @@ def db_stop() -> None:
 @db_app.command("status")
 def db_status() -> None:
     """Say whether the embedded server runs, where, and its URL."""
+    from agentic_loadkit.provisioning.api import mask_url
+
     st = guard(_embedded().status)
     if st.running:
         url = mask_url(st.url) if st.url else "unknown"
@@ -54,4 +56,6 @@ def db_status() -> None:
 @db_app.command("url")
 def db_url() -> None:
     """Print the embedded server's URL (starting it if needed)."""
+    from agentic_loadkit.provisioning.api import mask_url
+
     out_console.print(mask_url(guard(_embedded().start)), markup=False)

@@ -15,17 +15,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
+from agentic_loadkit.demo.settings import DEFAULT_TIME_SCALE, DEMO_DATABASE, LOAD_GRACE_SECONDS
 from agentic_loadkit.provisioning.generate.passwords import DEFAULT_BCRYPT_COST
 from rich.progress import Progress, ProgressColumn, SpinnerColumn, Task, TextColumn, TimeElapsedColumn
 from rich.progress_bar import ProgressBar
 
-from .app import app, err_console, out_console, run_async, state
+from .options import bcrypt_cost_option, database_url_option, overrides_option, scale_option, seed_option
+from .root import app, err_console, out_console, run_async, state
 
 if TYPE_CHECKING:  # the command imports the demo stack when it runs, so that --help stays fast
-    from agentic_loadkit.demo.cycle import DemoResult
+    from agentic_loadkit.demo.settings import DemoResult
     from agentic_loadkit.provisioning.progress import ProgressEvent
-
-DEFAULT_TIME_SCALE = 0.5  # demo.DEFAULT_TIME_SCALE, for --help without importing it (a test keeps them equal)
 
 __all__ = ["demo"]
 
@@ -95,10 +95,10 @@ class _DemoDisplay:
 
 def _print_result(result: DemoResult) -> None:
     out = out_console
-    if result.gate_table:
-        out.print(result.gate_table, markup=False)
+    if result.gate is not None:
+        out.print(result.gate.table, markup=False)
     else:
-        out.print("(the scenarios printed no gate table; see the Locust log)", markup=False)
+        out.print("(the scenarios wrote no gate verdict to the results JSON; see the Locust log)", markup=False)
     out.print("", markup=False)
     out.print(
         f"run {result.run_id} (scale {result.scale}, seed {result.seed}): {result.rows_made:,} rows made, "
@@ -141,13 +141,12 @@ def demo(
         None, metavar="-- LOCUST_OPTIONS",
         help="More options for the scenarios after '--', e.g. '-- --gate-min-rps 50 --wait-time 0-1'.",
     ),
-    scale: str = typer.Option("small", "--scale", help="Scale to provision: small, medium, large, xlarge."),
-    overrides: list[str] = typer.Option([], "--set", help="Override a count, e.g. --set users=100."),
-    seed: int | None = typer.Option(None, "--seed", help="Make the data reproducible (default: random)."),
-    database_url: str | None = typer.Option(
-        None, "--database-url",
-        help="PostgreSQL server to use (default: DATABASE_URL, else the embedded one). The schema goes into "
-             "this database if it has no platform tables, else into 'agentic_demo' on the same server.",
+    scale: str = scale_option(),
+    overrides: list[str] = overrides_option(),
+    seed: int | None = seed_option(),
+    database_url: str | None = database_url_option(
+        "PostgreSQL server to use (default: DATABASE_URL, else the embedded one). The schema goes into "
+        f"this database if it has no platform tables, else into '{DEMO_DATABASE}' on the same server."
     ),
     load_profile: str = typer.Option("light", "--load-profile", help="light | medium | heavy | spike."),
     time_scale: float = typer.Option(
@@ -164,15 +163,15 @@ def demo(
         False, "--rate-limit/--no-rate-limit",
         help="Run the platform with its rate limiter (off by default, as the guide's load tests run).",
     ),
-    bcrypt_cost: int = typer.Option(
-        DEFAULT_BCRYPT_COST, "--bcrypt-cost", help="bcrypt cost of the passwords (the platform's is 12)."
-    ),
+    bcrypt_cost: int = bcrypt_cost_option(f"bcrypt cost of the passwords (the platform's is {DEFAULT_BCRYPT_COST})."),
     load_timeout: float | None = typer.Option(
-        None, "--load-timeout", help="Stop Locust after this many seconds (default: profile length + 120)."
+        None, "--load-timeout",
+        help=f"Stop Locust after this many seconds (default: profile length + {LOAD_GRACE_SECONDS:g}).",
     ),
 ) -> None:
     """The README's main-job command (help text above); the work is ``demo.run_demo``."""
-    from agentic_loadkit.demo.cycle import DemoSettings, run_demo
+    from agentic_loadkit.demo.cycle import run_demo
+    from agentic_loadkit.demo.settings import DemoSettings
 
     settings = DemoSettings(
         scale=scale, overrides=tuple(overrides), seed=seed, database_url=database_url,

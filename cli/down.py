@@ -13,20 +13,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from agentic_loadkit.provisioning.down.defaults import DEFAULT_BATCH_TENANTS, DEFAULT_JOBS
 from agentic_loadkit.provisioning.errors import InputError, TeardownIncomplete
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from .app import app, err_console, out_console, run_async, state
+from .options import (
+    allow_remote_option,
+    database_url_option,
+    dry_run_option,
+    json_option,
+    quiet_option,
+    run_id_argument,
+    schema_map_option,
+)
+from .root import app, err_console, out_console, run_async, state
 
 if TYPE_CHECKING:  # the command imports the teardown stack when it runs, so that --help stays fast
-    from agentic_loadkit.provisioning.down.teardown import DownPlan, DownResult
+    from agentic_loadkit.provisioning.api import DownPlan, DownResult
     from agentic_loadkit.provisioning.progress import ProgressEvent
-
-# the defaults of DownSettings, for --help without importing it (a test keeps them equal)
-DEFAULT_BATCH_TENANTS = 10
-DEFAULT_JOBS = 2
 
 __all__ = ["down"]
 
@@ -132,52 +138,10 @@ def _print_plan(plan: DownPlan) -> None:
         err_console.print(f"warning: {w}", markup=False)
 
 
-@app.command("down")
-def down(
-    run_id: str | None = typer.Argument(None, help="The run to remove (default: the newest run in the ledger)."),
-    all_runs: bool = typer.Option(False, "--all", help="Remove every run the ledger knows."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print, per table, how many rows would go; delete nothing."),
-    forget: bool = typer.Option(False, "--forget", help="Also delete the run's ledger history after removal."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON (for CI)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
-    database_url: str | None = typer.Option(
-        None, "--database-url", help="Target database (default: DATABASE_URL, else embedded)."
-    ),
-    allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow a database that is not on this machine."),
-    schema_map: Path | None = typer.Option(
-        None, "--schema-map", help="TOML schema map (default: the map the run was made with)."
-    ),
-    batch_tenants: int = typer.Option(
-        DEFAULT_BATCH_TENANTS, "--batch-tenants", min=1, help="Tenants per delete transaction."
-    ),
-    jobs: int = typer.Option(
-        DEFAULT_JOBS, "--jobs", min=1, max=16, help="Connections deleting batches side by side."
-    ),
-) -> None:
-    """Remove a run's tenants and every row that belongs to them (by the ledger, never by name)."""
-    from agentic_loadkit.provisioning.down.teardown import DownPlan, DownSettings, plan_down, provision_down
-    from agentic_loadkit.provisioning.schema.schemamap import load_schema_map
+def _report(outcome: DownPlan | DownResult, *, quiet: bool, as_json: bool) -> None:
+    """The summary (or the plan) on stdout; a plan that cross-tenant rows block exits 9."""
+    from agentic_loadkit.provisioning.api import DownPlan
 
-    async def go() -> DownPlan | DownResult:
-        if run_id is not None and all_runs:
-            raise InputError("Give a run id or --all, not both.")
-        settings = DownSettings(
-            run_id=run_id,
-            all_runs=all_runs,
-            database_url=database_url,
-            state_dir=state().state_dir,
-            allow_remote=allow_remote,
-            forget=forget,
-            schema_map=load_schema_map(schema_map) if schema_map is not None else None,
-            batch_tenants=batch_tenants,
-            jobs=jobs,
-        )
-        if dry_run:
-            return await plan_down(settings)
-        with _Renderer(enabled=not (quiet or as_json)) as render:
-            return await provision_down(settings, render)
-
-    outcome = run_async(go())
     if as_json:
         out_console.print_json(json.dumps(outcome.to_dict()))
     elif not quiet:
@@ -195,3 +159,41 @@ def down(
                 markup=False,
             )
             raise typer.Exit(TeardownIncomplete.exit_code)
+
+
+@app.command("down")
+def down(
+    run_id: str | None = run_id_argument("The run to remove (default: the newest run in the ledger)."),
+    all_runs: bool = typer.Option(False, "--all", help="Remove every run the ledger knows."),
+    dry_run: bool = dry_run_option("Print, per table, how many rows would go; delete nothing."),
+    forget: bool = typer.Option(False, "--forget", help="Also delete the run's ledger history after removal."),
+    as_json: bool = json_option("summary"),
+    quiet: bool = quiet_option(),
+    database_url: str | None = database_url_option(),
+    allow_remote: bool = allow_remote_option(),
+    schema_map: Path | None = schema_map_option("TOML schema map (default: the map the run was made with)."),
+    batch_tenants: int = typer.Option(
+        DEFAULT_BATCH_TENANTS, "--batch-tenants", min=1, help="Tenants per delete transaction."
+    ),
+    jobs: int = typer.Option(
+        DEFAULT_JOBS, "--jobs", min=1, max=16, help="Connections deleting batches side by side."
+    ),
+) -> None:
+    """Remove a run's tenants and every row that belongs to them (by the ledger, never by name)."""
+    from agentic_loadkit.provisioning.api import DownSettings, load_schema_map, plan_down, provision_down
+
+    async def go() -> DownPlan | DownResult:
+        if run_id is not None and all_runs:
+            raise InputError("Give a run id or --all, not both.")
+        settings = DownSettings(
+            run_id=run_id, all_runs=all_runs, database_url=database_url, state_dir=state().state_dir,
+            allow_remote=allow_remote, forget=forget,
+            schema_map=load_schema_map(schema_map) if schema_map is not None else None,
+            batch_tenants=batch_tenants, jobs=jobs,
+        )
+        if dry_run:
+            return await plan_down(settings)
+        with _Renderer(enabled=not (quiet or as_json)) as render:
+            return await provision_down(settings, render)
+
+    _report(run_async(go()), quiet=quiet, as_json=as_json)

@@ -1,31 +1,31 @@
-"""``provision platform init|serve``: the reference Agentic Platform (under ``fixtures/``)."""
+"""``provision platform init|serve``: the reference Agentic Platform (``agentic_loadkit.reference_platform``)."""
 
 from __future__ import annotations
 
 import typer
 
-from .app import app, err_console, guard, out_console, run_async, state
+from .options import allow_remote_option, database_url_option
+from .root import app, err_console, guard, out_console, run_async, state
 
 platform_app = typer.Typer(
     help="The reference Agentic Platform: create its schema, serve it.", no_args_is_help=True
 )
-_DATABASE_HELP = "Target database (default: DATABASE_URL, else embedded)."
 app.add_typer(platform_app, name="platform")
 
 
 @platform_app.command("init")
 def platform_init(
-    database_url: str | None = typer.Option(None, "--database-url", help=_DATABASE_HELP),
+    database_url: str | None = database_url_option(),
     id_kind: str = typer.Option("uuid", "--id-kind", help="Primary-key type: uuid or integer."),
     dialect: str = typer.Option(
         "v1", "--dialect", help="Schema: v1 (the platform's code, 21 tables) or guide (the load-testing guide's)."
     ),
-    allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow a non-loopback database."),
+    allow_remote: bool = allow_remote_option(),
 ) -> None:
     """Create the reference platform's schema (tables, foreign keys, indexes) if missing."""
     import sqlalchemy.exc
+    from agentic_loadkit.provisioning.api import connect, resolve_database
     from agentic_loadkit.provisioning.errors import DatabaseRefused, InputError
-    from agentic_loadkit.provisioning.target.resolve import connect, resolve_database
 
     async def go() -> str:
         if id_kind not in ("uuid", "integer"):
@@ -54,7 +54,7 @@ def platform_init(
 def platform_serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8000, "--port", help="Port to listen on (0 picks a free one)."),
-    database_url: str | None = typer.Option(None, "--database-url", help=_DATABASE_HELP),
+    database_url: str | None = database_url_option(),
     no_rate_limit: bool = typer.Option(
         False, "--no-rate-limit",
         help="Turn the rate limiter off (guide: RATE_LIMIT_ENABLED=false; v1: reference-only, the real one cannot).",
@@ -62,7 +62,7 @@ def platform_serve(
     dialect: str | None = typer.Option(
         None, "--dialect", help="API dialect: v1 or guide (default: the live schema's; v1 if users.password_hash)."
     ),
-    allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow a non-loopback database."),
+    allow_remote: bool = allow_remote_option(),
 ) -> None:
     """Serve the reference platform in the foreground (uvicorn, no access log) until Ctrl-C.
 
@@ -70,9 +70,9 @@ def platform_serve(
     JWT_SECRET, ACCESS_TOKEN_TTL_SECONDS, PLATFORM_V1_RATE_LIMIT, PLATFORM_V1_LIMIT_HEADERS,
     PLATFORM_BCRYPT_BLOCKING, PLATFORM_METRICS, PLATFORM_BREAK_ISOLATION, PLATFORM_FAULTS.
     """
+    from agentic_loadkit.provisioning.api import resolve_database
     from agentic_loadkit.provisioning.errors import InputError
     from agentic_loadkit.provisioning.progress import ProgressEvent
-    from agentic_loadkit.provisioning.target.resolve import resolve_database
     from agentic_loadkit.reference_platform.server import run_platform
     from agentic_loadkit.reference_platform.settings import PlatformSettings
 

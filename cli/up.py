@@ -1,4 +1,4 @@
-"""``provision up``, ``runs``, ``status``, ``credentials``: thin CLI over ``up``, ``runs``, ``credentials``.
+"""``provision up``: a thin CLI over ``plan_up`` (``--dry-run``) and ``provision_up``.
 
 Exit codes: 0 done; 2 bad input (scale, counts, options, profile, schema map); 4 remote
 target refused; 5 database unreachable; 6 schema mismatch (a table or column missing);
@@ -8,19 +8,17 @@ target refused; 5 database unreachable; 6 schema mismatch (a table or column mis
 lock not granted within the role's lock_timeout); 130 interrupted (rolled back).
 
 Progress bars and messages go to stderr; the summary (or ``--json``) to stdout.  No
-password is ever printed, except by ``credentials`` when asked to export to stdout.
+password is ever printed.  The run's ledger and credentials are read by ``runs.py``.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 from agentic_loadkit.provisioning.errors import InputError
-from agentic_loadkit.provisioning.generate.passwords import DEFAULT_BCRYPT_COST, DEFAULT_PASSWORD_COUNT
+from agentic_loadkit.provisioning.generate.passwords import DEFAULT_PASSWORD_COUNT
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -33,15 +31,25 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from .app import app, err_console, out_console, run_async, state
+from .options import (
+    allow_remote_option,
+    bcrypt_cost_option,
+    database_url_option,
+    dry_run_option,
+    json_option,
+    overrides_option,
+    quiet_option,
+    scale_option,
+    schema_map_option,
+    seed_option,
+)
+from .root import app, err_console, out_console, print_json, run_async, state
 
-if TYPE_CHECKING:  # the commands import their stacks when they run, so that --help stays fast
+if TYPE_CHECKING:  # the command imports its stack when it runs, so that --help stays fast
+    from agentic_loadkit.provisioning.api import PlannedTable, UpPlan, UpResult
     from agentic_loadkit.provisioning.progress import ProgressEvent
-    from agentic_loadkit.provisioning.runs.listing import RunList, RunStatusReport
-    from agentic_loadkit.provisioning.up.plan import PlannedTable, UpPlan
-    from agentic_loadkit.provisioning.up.settings import UpResult
 
-__all__ = ["credentials", "runs", "status", "up"]
+__all__ = ["up"]
 
 _MB = 1e6
 
@@ -199,92 +207,24 @@ def _print_table_binding(t: PlannedTable) -> None:
                           markup=False)
 
 
-def _skew(skew: str | None, uniform: bool) -> float | None:
-    from agentic_loadkit.provisioning.generate.scales import parse_skew
+def _skew_setting(skew: str | None, uniform: bool) -> str | float | None:
+    """``--skew``/``--uniform`` as the one value ``UpSettings.skew`` takes; ``prepare_run`` validates it."""
+    from agentic_loadkit.provisioning.api import DEFAULT_SKEW
 
     if uniform and skew is not None:
         raise InputError("Pass either --skew or --uniform, not both.")
     if uniform:
         return None
-    parsed = parse_skew(skew) if skew is not None else 1.0
-    return parsed
+    return skew if skew is not None else DEFAULT_SKEW
 
 
-def _json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
-    sys.stdout.flush()
+def _report(outcome: UpResult | UpPlan, *, quiet: bool, as_json: bool) -> None:
+    """The summary (or the plan) on stdout; a dry run that found problems exits with its code."""
+    from agentic_loadkit.provisioning.api import UpPlan
 
-
-@app.command("up")
-def up(
-    scale: str = typer.Option("small", "--scale", help="small | medium | large | xlarge."),
-    overrides: list[str] = typer.Option(
-        [], "--set", help="Override a count, e.g. --set agents=250000 (repeatable)."
-    ),
-    profile: Path | None = typer.Option(None, "--profile", help="A TOML profile of counts."),
-    seed: int | None = typer.Option(
-        None, "--seed", help="Make the data exactly reproducible (default: random)."
-    ),
-    skew: str | None = typer.Option(None, "--skew", help="Tenant-size skew (Zipf exponent, default 1.0)."),
-    uniform: bool = typer.Option(False, "--uniform", help="Make every tenant the same size."),
-    label: str | None = typer.Option(None, "--label", help="A label stored with the run."),
-    schema_map: Path | None = typer.Option(None, "--schema-map", help="A TOML map of table/column names."),
-    bcrypt_cost: int = typer.Option(DEFAULT_BCRYPT_COST, "--bcrypt-cost", help="bcrypt cost of the password hashes."),
-    password_count: int = typer.Option(
-        DEFAULT_PASSWORD_COUNT, "--password-count", help="Distinct passwords shared by the users."
-    ),
-    unique_passwords: bool = typer.Option(False, "--unique-passwords", help="One password per user (slow)."),
-    single_transaction: bool = typer.Option(
-        False, "--single-transaction", help="Load everything in one transaction on one connection (slower)."
-    ),
-    streams: int = typer.Option(2, "--streams", help="Parallel COPY streams.", hidden=True),
-    foreign_key_checks: str = typer.Option(
-        "auto",
-        "--foreign-key-checks",
-        help="auto | per-row | after-load: check foreign keys once, set-based, after the load "
-        "(needs a role that may set session_replication_role; auto falls back to per row).",
-    ),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and write nothing."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
-    quiet: bool = typer.Option(False, "--quiet", help="Print nothing but errors."),
-    database_url: str | None = typer.Option(
-        None, "--database-url", help="Target (default: DATABASE_URL, else embedded)."
-    ),
-    allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow a non-loopback database."),
-) -> None:
-    """Provision a run: tenants, users, agents, workflows, collections, MCP servers, and logins."""
-    from agentic_loadkit.provisioning.up.plan import UpPlan, plan_up
-    from agentic_loadkit.provisioning.up.provision import UpSettings, provision_up
-
-    renderer = _UpRenderer(enabled=not (quiet or as_json or dry_run))
-
-    async def go() -> UpResult | UpPlan:
-        settings = UpSettings(
-            scale=scale,
-            overrides=tuple(overrides),
-            profile=profile,
-            seed=seed,
-            skew=_skew(skew, uniform),
-            label=label,
-            schema_map=schema_map,
-            bcrypt_cost=bcrypt_cost,
-            password_count=password_count,
-            unique_passwords=unique_passwords,
-            database_url=database_url,
-            allow_remote=allow_remote,
-            state_dir=state().state_dir,
-            streams=1 if single_transaction else streams,
-            foreign_key_checks=foreign_key_checks,
-        )
-        if dry_run:
-            return await plan_up(settings)
-        with renderer:
-            return await provision_up(settings, renderer)
-
-    outcome = run_async(go())
     if not quiet:
         if as_json:
-            _json(outcome.as_dict())
+            print_json(outcome.as_dict())
         elif isinstance(outcome, UpPlan):
             _print_plan(outcome)
         else:
@@ -295,132 +235,54 @@ def up(
         raise typer.Exit(outcome.exit_code)
 
 
-def _print_runs(listing: RunList) -> None:
-    if not listing.runs:
-        out_console.print(f"no runs in {listing.target}", markup=False)
-        return
-    table = Table(title=f"runs in {listing.target}", title_justify="left")
-    for col in ("run", "status", "scale", "seed", "tenants", "rows", "label", "created", "fingerprint"):
-        table.add_column(col, justify="right" if col in ("seed", "tenants", "rows") else "left")
-    for r in listing.runs:
-        table.add_row(
-            r.run_id,
-            r.status,
-            r.scale,
-            str(r.seed),
-            f"{r.tenant_count:,}",
-            f"{sum(r.counts.values()):,}",
-            r.label or "",
-            r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-            (r.fingerprint or "")[:12],
+@app.command("up")
+def up(
+    scale: str = scale_option(),
+    overrides: list[str] = overrides_option(),
+    profile: Path | None = typer.Option(None, "--profile", help="A TOML profile of counts."),
+    seed: int | None = seed_option(),
+    skew: str | None = typer.Option(None, "--skew", help="Tenant-size skew (Zipf exponent, default 1.0)."),
+    uniform: bool = typer.Option(False, "--uniform", help="Make every tenant the same size."),
+    label: str | None = typer.Option(None, "--label", help="A label stored with the run."),
+    schema_map: Path | None = schema_map_option("A TOML map of table/column names."),
+    bcrypt_cost: int = bcrypt_cost_option(),
+    password_count: int = typer.Option(
+        DEFAULT_PASSWORD_COUNT, "--password-count", help="Distinct passwords shared by the users."
+    ),
+    unique_passwords: bool = typer.Option(False, "--unique-passwords", help="One password per user (slow)."),
+    single_transaction: bool = typer.Option(
+        False, "--single-transaction", help="Load everything in one transaction on one connection (slower)."
+    ),
+    streams: int | None = typer.Option(None, "--streams", help="Parallel COPY streams.", hidden=True),
+    foreign_key_checks: str = typer.Option(
+        "auto",
+        "--foreign-key-checks",
+        help="auto | per-row | after-load: check foreign keys once, set-based, after the load "
+        "(needs a role that may set session_replication_role; auto falls back to per row).",
+    ),
+    dry_run: bool = dry_run_option("Print the plan and write nothing."),
+    as_json: bool = json_option("summary"),
+    quiet: bool = quiet_option(),
+    database_url: str | None = database_url_option(),
+    allow_remote: bool = allow_remote_option(),
+) -> None:
+    """Provision a run: tenants, users, agents, workflows, collections, MCP servers, and logins."""
+    from agentic_loadkit.provisioning.api import DEFAULT_STREAMS, UpSettings, plan_up, provision_up
+
+    renderer = _UpRenderer(enabled=not (quiet or as_json or dry_run))
+    copy_streams = 1 if single_transaction else streams if streams is not None else DEFAULT_STREAMS
+
+    async def go() -> UpResult | UpPlan:
+        settings = UpSettings(
+            scale=scale, overrides=tuple(overrides), profile=profile, seed=seed,
+            skew=_skew_setting(skew, uniform), label=label, schema_map=schema_map, bcrypt_cost=bcrypt_cost,
+            password_count=password_count, unique_passwords=unique_passwords, database_url=database_url,
+            allow_remote=allow_remote, state_dir=state().state_dir,
+            streams=copy_streams, foreign_key_checks=foreign_key_checks,
         )
-    out_console.print(table)
+        if dry_run:
+            return await plan_up(settings)
+        with renderer:
+            return await provision_up(settings, renderer)
 
-
-@app.command("runs")
-def runs(
-    as_json: bool = typer.Option(False, "--json", help="Print the runs as JSON."),
-    prune: bool = typer.Option(False, "--prune", help="Delete the history of removed runs first."),
-    database_url: str | None = typer.Option(
-        None, "--database-url", help="Target (default: DATABASE_URL, else embedded)."
-    ),
-    allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow a non-loopback database."),
-) -> None:
-    """List the runs the target's ledger knows, newest first."""
-    from agentic_loadkit.provisioning.runs.listing import list_runs
-
-    async def go() -> tuple[list[str], RunList]:
-        pruned: list[str] = []
-        if prune:
-            from agentic_loadkit.provisioning.down.teardown import DownSettings, forget_history
-
-            pruned = await forget_history(
-                DownSettings(
-                    all_runs=True,
-                    database_url=database_url,
-                    state_dir=state().state_dir,
-                    allow_remote=allow_remote,
-                )
-            )
-        return pruned, await list_runs(
-            database_url=database_url, state_dir=state().state_dir, allow_remote=allow_remote
-        )
-
-    pruned, listing = run_async(go())
-    if as_json:
-        _json({**listing.as_dict(), "pruned": pruned})
-        return
-    if pruned:
-        out_console.print(f"forgot {len(pruned)} removed run(s): {', '.join(pruned)}", markup=False)
-    _print_runs(listing)
-
-
-def _print_status(report: RunStatusReport) -> None:
-    from agentic_loadkit.provisioning.runs.listing import run_summary
-
-    s = run_summary(report.run)
-    out_console.print(
-        f"run {s['run_id']} ({s['status']}{', in progress' if report.live else ''}) in {report.target}",
-        markup=False,
-    )
-    out_console.print(
-        f"scale {s['scale']}, seed {s['seed']}, label {s['label'] or '-'}, created {s['created_at']}, "
-        f"toolkit {s['toolkit_version']}",
-        markup=False,
-    )
-    out_console.print(f"fingerprint {s['fingerprint'] or '-'}", markup=False)
-    if s["error"]:
-        out_console.print(f"error: {s['error']}", markup=False)
-    table = Table()
-    for col in ("table", "ledger rows", "live rows"):
-        table.add_column(col, justify="left" if col == "table" else "right")
-    for t in report.tables:
-        table.add_row(t.name, f"{t.expected:,}", "table missing" if t.live is None else f"{t.live:,}")
-    out_console.print(table)
-    out_console.print(f"credentials {report.credentials_dir or 'none in this state directory'}", markup=False)
-
-
-@app.command("status")
-def status(
-    run_id: str | None = typer.Argument(None, help="The run (default: the newest)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the status as JSON."),
-    database_url: str | None = typer.Option(
-        None, "--database-url", help="Target (default: DATABASE_URL, else embedded)."
-    ),
-    allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow a non-loopback database."),
-) -> None:
-    """Show one run with the live row count of every table for its tenants."""
-    from agentic_loadkit.provisioning.runs.listing import run_status
-
-    report = run_async(
-        run_status(run_id, database_url=database_url, state_dir=state().state_dir, allow_remote=allow_remote)
-    )
-    if as_json:
-        _json(report.as_dict())
-    else:
-        _print_status(report)
-
-
-@app.command("credentials")
-def credentials(
-    run_id: str | None = typer.Argument(
-        None, help="The run (default: the newest ready run in the state directory)."
-    ),
-    fmt: str = typer.Option("csv", "--format", help="csv or json."),
-    output: Path | None = typer.Option(
-        None, "--output", help="Write to this file (mode 0600) instead of stdout."
-    ),
-) -> None:
-    """Export a run's credentials pool (logins for the load test) as CSV or JSON."""
-    from agentic_loadkit.provisioning.runs.poolfile import export_credentials
-    from agentic_loadkit.provisioning.target.statedir import default_state_dir
-
-    async def go() -> tuple[str, str | Path]:
-        return export_credentials(state().state_dir or default_state_dir(), run_id, format=fmt, output=output)
-
-    run, written = run_async(go())
-    if isinstance(written, Path):
-        err_console.print(f"wrote the credentials of run {run} to {written}", markup=False)
-    else:
-        sys.stdout.write(written)
-        sys.stdout.flush()
+    _report(run_async(go()), quiet=quiet, as_json=as_json)

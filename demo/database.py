@@ -10,19 +10,11 @@ verification that does not go through the foreign-key graph.
 from __future__ import annotations
 
 import asyncpg
+from agentic_loadkit.provisioning.api import DatabaseTarget, connect, mask_text, run_tenant_ids
 from agentic_loadkit.provisioning.errors import DatabaseUnreachable, first_line
-from agentic_loadkit.provisioning.runs import ledger
-from agentic_loadkit.provisioning.target.resolve import connect
-from agentic_loadkit.provisioning.target.url import DatabaseTarget, mask_text
+from agentic_loadkit.reference_platform.schema import TABLE_NAMES
 
-__all__ = ["PLATFORM_TABLES", "ensure_database", "platform_tables", "run_residue"]
-
-PLATFORM_TABLES = (
-    "tenants", "users", "agents", "workflows", "collections", "documents", "mcp_servers", "conversations",
-    "audit_events",
-)  # == fixtures.platform.schema.TABLE_NAMES (that module imports SQLAlchemy; loaded only when needed)
-
-
+__all__ = ["ensure_database", "platform_tables", "run_residue"]
 
 
 async def platform_tables(target: DatabaseTarget) -> set[str]:
@@ -30,7 +22,7 @@ async def platform_tables(target: DatabaseTarget) -> set[str]:
     try:
         rows = await conn.fetch(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
-            "AND table_name = ANY($1::text[])", list(PLATFORM_TABLES),
+            "AND table_name = ANY($1::text[])", list(TABLE_NAMES),
         )
         return {r["table_name"] for r in rows}
     finally:
@@ -62,9 +54,9 @@ async def run_residue(target: DatabaseTarget, run_id: str, *, every_row: bool) -
     created the tables) any row at all counts."""
     conn = await connect(target)
     try:
-        ids = await ledger.run_tenant_ids(conn, run_id)
+        ids = await run_tenant_ids(conn, run_id)
         left = 0
-        for table in PLATFORM_TABLES:
+        for table in TABLE_NAMES:
             if every_row:
                 left += await conn.fetchval(f'SELECT count(*) FROM public."{table}"')
                 continue

@@ -1,11 +1,12 @@
 """The demo's Locust run: where the scenarios live, the profile it will run, the subprocess
 (its own process group, a hard timeout, stopped as a whole, and sent SIGTERM by the kernel
-if the demo dies without its cleanup, see ``parent_death``), and reading its verdict.
+if the demo dies without its cleanup, see ``parent_death``), and its last error line.
 
 Locust monkey-patches the interpreter with gevent when imported, which would break the
-demo's asyncio; so Locust only ever runs in a subprocess, and the one scenarios module
-the demo needs here (``shapes``, for the profile's length and peak users) is imported
-with the patch switched off.
+demo's asyncio; so Locust only ever runs in a subprocess, and the scenarios modules the
+demo needs in its own process (``shapes`` for the profile's length and peak users,
+``gate`` to show the verdict) are imported with the patch switched off
+(``import_scenarios_module``).
 """
 
 from __future__ import annotations
@@ -13,17 +14,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
-import json
 import math
 import os
 import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+from agentic_loadkit.provisioning.api import mask_text
 from agentic_loadkit.provisioning.errors import InputError, LoadTestFailed
-from agentic_loadkit.provisioning.target.url import mask_text
 
 from .parent_death import dying_with_parent
 
@@ -31,11 +32,10 @@ __all__ = [
     "RESERVED_LOCUST_OPTIONS",
     "LocustRun",
     "check_locust_args",
-    "extract_gate_table",
+    "import_scenarios_module",
     "last_error_line",
     "locustfile_path",
     "resolve_demo_profile",
-    "table_from_results",
 ]
 
 STOP_SECONDS = 15.0  # SIGTERM, then SIGKILL
@@ -53,23 +53,28 @@ def locustfile_path() -> Path:
     return Path(package.__file__ or "").resolve().parent / "locustfile.py"
 
 
-def resolve_demo_profile(name: str, time_scale: float, users: int | None, spawn_rate: float | None) -> Any:
-    """The load profile exactly as the scenarios will run it (``shapes.resolve_profile``)."""
-    if not math.isfinite(time_scale) or not 0 < time_scale <= 100:
-        raise InputError(f"--time-scale must be a number above 0 and at most 100, not {time_scale}.")
+def import_scenarios_module(name: str) -> ModuleType:
+    """``agentic_loadkit.scenarios.<name>``, importing Locust (if it is not yet) without its
+    gevent monkey-patching, which would break the demo's asyncio."""
     if "locust" not in sys.modules:
         previous = os.environ.get("LOCUST_SKIP_MONKEY_PATCH")
         os.environ["LOCUST_SKIP_MONKEY_PATCH"] = "1"
         try:
-            importlib.import_module("agentic_loadkit.scenarios.shapes")
+            importlib.import_module("locust")
         finally:
             if previous is None:
                 os.environ.pop("LOCUST_SKIP_MONKEY_PATCH", None)
             else:
                 os.environ["LOCUST_SKIP_MONKEY_PATCH"] = previous
-    from agentic_loadkit.scenarios.shapes import resolve_profile
+    return importlib.import_module(f"agentic_loadkit.scenarios.{name}")
 
-    return resolve_profile(name, time_scale=time_scale, users=users, spawn_rate=spawn_rate)
+
+def resolve_demo_profile(name: str, time_scale: float, users: int | None, spawn_rate: float | None) -> Any:
+    """The load profile exactly as the scenarios will run it (``shapes.resolve_profile``)."""
+    if not math.isfinite(time_scale) or not 0 < time_scale <= 100:
+        raise InputError(f"--time-scale must be a number above 0 and at most 100, not {time_scale}.")
+    shapes = import_scenarios_module("shapes")
+    return shapes.resolve_profile(name, time_scale=time_scale, users=users, spawn_rate=spawn_rate)
 
 
 def check_locust_args(args: tuple[str, ...]) -> None:
@@ -137,18 +142,6 @@ class LocustRun:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
-def extract_gate_table(text: str) -> str:
-    """The last gate table in Locust's output (from its title to its ``Gate:`` line), or ""."""
-    lines = text.splitlines()
-    starts = [i for i, line in enumerate(lines) if line.startswith("Load-test gate")]
-    if not starts:
-        return ""
-    for j in range(starts[-1], len(lines)):
-        if lines[j].startswith("Gate: "):
-            return "\n".join(lines[starts[-1] : j + 1])
-    return "\n".join(lines[starts[-1] :])
-
-
 def last_error_line(text: str) -> str:
     """The most telling line of a failed run's output: its 'error:' line, else its last ERROR."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
@@ -159,15 +152,3 @@ def last_error_line(text: str) -> str:
         if "/ERROR/" in line or "/CRITICAL/" in line:
             return mask_text(line.split(": ", 1)[-1].rstrip("."))[:300]
     return mask_text(lines[-1].rstrip("."))[:300] if lines else "no output"
-
-
-def table_from_results(path: Path) -> str:
-    """The gate's verdicts from the results JSON, for when Locust's printed table is missing."""
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        checks = doc["gate"]["checks"]
-        lines = [f"{c['name']}: {c['measured']} (target {c['target']}) {c['verdict']}" for c in checks]
-        verdict = "PASS" if doc["gate"].get("passed") else "BREACH"
-    except (OSError, ValueError, KeyError, TypeError):
-        return ""
-    return "\n".join([*lines, f"Gate: {verdict} (exit code {doc.get('exit_code')})."])

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from .down.teardown import DownPlan, DownResult, DownSettings, forget_history, plan_down, provision_down
 from .generate.passwords import DEFAULT_BCRYPT_COST, DEFAULT_PASSWORD_COUNT
-from .generate.scales import parse_skew
+from .generate.scales import DEFAULT_SKEW, parse_skew
+from .runs.ledger import run_tenant_ids
 from .runs.listing import RunList, RunStatusReport, list_runs, run_status, run_summary
 from .runs.poolfile import export_credentials
 from .schema.schemamap import load_schema_map
@@ -20,11 +21,13 @@ from .target.statedir import default_state_dir, ensure_state_dir
 from .target.url import DatabaseTarget, mask_text, mask_url, parse_database_url
 from .up.plan import PlannedTable, UpPlan, plan_up
 from .up.provision import prepare_run, provision_up
-from .up.settings import UpResult, UpSettings
+from .up.settings import DEFAULT_STREAMS, UpResult, UpSettings
 
 __all__ = [
     "DEFAULT_BCRYPT_COST",
     "DEFAULT_PASSWORD_COUNT",
+    "DEFAULT_SKEW",
+    "DEFAULT_STREAMS",
     "DatabaseTarget",
     "DownPlan",
     "DownResult",
@@ -56,4 +59,5 @@ __all__ = [
     "resolve_database",
     "run_status",
     "run_summary",
+    "run_tenant_ids",
 ]

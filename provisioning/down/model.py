@@ -8,6 +8,7 @@ from typing import Any
 
 from ..runs.ledger import DEFAULT_LEDGER_SCHEMA
 from ..schema.schemamap import SchemaMap
+from .defaults import DEFAULT_BATCH_TENANTS, DEFAULT_JOBS
 
 __all__ = ["DownPlan", "DownResult", "DownSettings", "RunPlan", "RunTeardown", "TablePlan"]
 
@@ -25,8 +26,8 @@ class DownSettings:
     # None: the map the run was made with (stored in the ledger), else the contract's names
     schema_map: SchemaMap | None = None
     ledger_schema: str = DEFAULT_LEDGER_SCHEMA
-    batch_tenants: int = 10  # tenants per delete transaction
-    jobs: int = 2  # connections deleting batches of the same table side by side
+    batch_tenants: int = DEFAULT_BATCH_TENANTS
+    jobs: int = DEFAULT_JOBS
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import InputError
 from ..generate.dataset import DEFAULT_BATCH_SIZE
 from ..generate.passwords import DEFAULT_BCRYPT_COST, DEFAULT_PASSWORD_COUNT, validate_password_options
-from ..generate.scales import DEFAULT_SKEW, MAX_SKEW, ScaleCounts, resolve_counts
+from ..generate.scales import DEFAULT_SKEW, ScaleCounts, parse_skew, resolve_counts
 from ..runs import ledger
 from ..schema.reflect import FilledColumn
 from ..schema.schemamap import SchemaMap, load_schema_map
@@ -47,7 +47,7 @@ class UpSettings:
     overrides: tuple[str, ...] = ()
     profile: Path | None = None
     seed: int | None = None  # None: a random seed, reported in the result
-    skew: float | None = DEFAULT_SKEW  # None: uniform tenant sizes
+    skew: float | str | None = DEFAULT_SKEW  # None or 'uniform': uniform tenant sizes (parse_skew)
     label: str | None = None
     schema_map: Path | None = None
     bcrypt_cost: int = DEFAULT_BCRYPT_COST
@@ -139,10 +139,7 @@ def prepare_run(settings: UpSettings) -> PreparedRun:
     seed = (
         secrets.randbelow(10**9) if settings.seed is None else _check_int("seed", settings.seed, 0, MAX_SEED)
     )
-    if settings.skew is not None and (
-        not isinstance(settings.skew, int | float) or not 0 <= settings.skew <= MAX_SKEW
-    ):
-        raise InputError(f"The skew must be between 0 and {MAX_SKEW:g}, not {settings.skew!r}.")
+    skew = parse_skew(settings.skew)  # the one check of the skew, for every caller
     validate_password_options(settings.password_count, settings.bcrypt_cost)
     _check_int("number of streams", settings.streams, 1, 16)
     _check_int("batch size", settings.batch_size, 1, 1_000_000)
@@ -159,4 +156,4 @@ def prepare_run(settings: UpSettings) -> PreparedRun:
     slots = settings.password_count
     hash_count = counts.users if settings.unique_passwords else settings.password_count
     state_dir = Path(settings.state_dir) if settings.state_dir is not None else default_state_dir()
-    return PreparedRun(scale, counts, seed, settings.skew, schema_map, slots, hash_count, state_dir)
+    return PreparedRun(scale, counts, seed, skew, schema_map, slots, hash_count, state_dir)

@@ -31,9 +31,9 @@ import asyncpg
 import psutil
 import pytest
 from agentic_loadkit.cli import app as cli
-from agentic_loadkit.demo import cycle as demo_module
-from agentic_loadkit.demo.database import PLATFORM_TABLES
-from agentic_loadkit.demo.locustrun import extract_gate_table, locustfile_path
+from agentic_loadkit.demo.locustrun import locustfile_path
+from agentic_loadkit.demo.settings import DEMO_DATABASE, DEMO_PHASES
+from agentic_loadkit.demo.verdict import read_gate_verdict
 from agentic_loadkit.provisioning.target.embedded import EmbeddedPostgres
 from agentic_loadkit.provisioning.target.url import parse_database_url
 from agentic_loadkit.reference_platform.schema import TABLE_NAMES
@@ -41,8 +41,6 @@ from typer.testing import CliRunner
 
 PROVISION = str(Path(sys.executable).with_name("provision"))
 SHORT_LOAD = ["--time-scale", "0.125", "--bcrypt-cost", "4"]
-
-cli._register_commands()
 
 
 class DemoProcess:
@@ -162,7 +160,7 @@ def test_demo_runs_end_to_end_and_leaves_nothing(db_factory, tmp_path: Path) -> 
     assert results["load_profile"] == "light" and results["totals"]["requests"] > 0
     # every phase was shown, in order
     steps = re.findall(r"^\[(\d)/7\] (\w+)", err, re.M)
-    assert [s[1] for s in steps] == list(demo_module.DEMO_PHASES)
+    assert [s[1] for s in steps] == list(DEMO_PHASES)
     assert_no_rows(target.asyncpg_url, run_id.group(1), state_dir)
     assert_nothing_running(demo, _port(err))
 
@@ -223,7 +221,7 @@ def test_embedded_default_is_started_and_stopped_and_exit_code_is_the_gates(embe
     assert run_id, out
     server = parse_database_url(embedded.start())  # look inside, then stop it again
     try:
-        demo_db = server.with_database(demo_module.DEMO_DATABASE)
+        demo_db = server.with_database(DEMO_DATABASE)
         assert_no_rows(demo_db.asyncpg_url, run_id.group(1), state_dir)
     finally:
         embedded.stop()
@@ -262,12 +260,27 @@ def test_bad_options_touch_nothing(tmp_path: Path, args: list[str], message: str
     assert not state_dir.exists()
 
 
-def test_the_locustfile_ships_in_the_package_and_the_table_parser_reads_the_gate() -> None:
+def test_the_locustfile_ships_in_the_package() -> None:
     path = locustfile_path()
     assert path.is_file() and path.parent.name == "scenarios"
-    assert PLATFORM_TABLES == TABLE_NAMES
-    text = "log line\nLoad-test gate (targets)\ncheck  target\nnote: x\nGate: PASS - all 1 checks passed.\ntrailer\n"
-    assert extract_gate_table(text).splitlines() == [
-        "Load-test gate (targets)", "check  target", "note: x", "Gate: PASS - all 1 checks passed."
-    ]
-    assert extract_gate_table("no table here") == ""
+
+
+def test_the_verdict_is_read_from_the_results_json(tmp_path: Path) -> None:
+    def check(name: str, verdict: str, measured: str) -> dict[str, object]:
+        return {"name": name, "target": "< 500 ms", "measured": measured, "verdict": verdict,
+                "target_value": 500.0, "measured_value": None}
+
+    checks = [check("p95, all endpoints but logins", "pass", "120 ms"),
+              check("p95 of each endpoint", "BREACH", "900 ms"),
+              check("platform resident memory", "not measured", "not measured: no /metrics")]
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"format": 1, "gate": {"passed": False, "checks": checks}, "exit_code": 3}))
+    verdict = read_gate_verdict(path)
+    assert verdict is not None and not verdict.passed and verdict.exit_code == 3
+    lines = verdict.table.splitlines()
+    assert lines[0].startswith("Load-test gate")
+    assert any(line.startswith("p95 of each endpoint") and line.endswith("BREACH") for line in lines)
+    assert lines[-1] == "Gate: BREACH - 1 of 2 checks failed; 1 not measured (exit code 3)."
+    assert read_gate_verdict(tmp_path / "missing.json") is None
+    path.write_text("{}")
+    assert read_gate_verdict(path) is None

@@ -334,7 +334,6 @@ def _provision_options(path: tuple[str, ...]) -> set[str]:
     import typer.main
     from agentic_loadkit.cli import app as cli
 
-    cli._register_commands()
     command: Any = typer.main.get_command(cli.app)
     for name in path:
         sub = getattr(command, "commands", {}).get(name)

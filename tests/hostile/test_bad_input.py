@@ -30,7 +30,6 @@ from conftest import HostileDb, PrivateServer, Roles, make_hostile_db
 from hostile_support import checksum, fetchval, files_under, run
 from typer.testing import CliRunner
 
-cli._register_commands()
 runner = CliRunner()
 ENV: dict[str, str | None] = {
     "DATABASE_URL": None,

@@ -20,7 +20,6 @@ from agentic_loadkit.reference_platform.schema import create_schema
 from typer.testing import CliRunner
 from up_helpers import fetch, fetchval, run, sql, up
 
-cli._register_commands()
 runner = CliRunner()
 
 ODD = (

@@ -11,17 +11,16 @@ import json
 import subprocess
 import sys
 
-from agentic_loadkit.cli import demo as cli_demo
-from agentic_loadkit.cli import down as cli_down
-from agentic_loadkit.demo.cycle import DEFAULT_TIME_SCALE
-from agentic_loadkit.provisioning.down.teardown import DownSettings
+import typer.main
+from agentic_loadkit.cli import app as cli
+from agentic_loadkit.demo.settings import DemoSettings
+from agentic_loadkit.provisioning.api import DownSettings
 
 HEAVY = ("sqlalchemy", "asyncpg", "faker", "asyncio", "agentic_loadkit.provisioning.up.provision")
 
 PROBE = """
 import json, sys
 from agentic_loadkit.cli import app as cli
-cli._register_commands()
 import typer.main
 group = typer.main.get_command(cli.app)
 print(json.dumps({"commands": sorted(group.commands), "loaded": sorted(sys.modules)}))
@@ -49,8 +48,14 @@ def test_help_runs_without_the_heavy_stack() -> None:
     assert "LOADED []" in proc.stdout
 
 
+def _defaults(command: str) -> dict[str, object]:
+    params = typer.main.get_command(cli.app).commands[command].params  # type: ignore[attr-defined]
+    return {p.name: p.default for p in params}
+
+
 def test_help_defaults_are_the_settings_defaults() -> None:
-    # the CLI states these defaults without importing their modules; they must not drift
-    assert cli_down.DEFAULT_BATCH_TENANTS == DownSettings.batch_tenants
-    assert cli_down.DEFAULT_JOBS == DownSettings.jobs
-    assert cli_demo.DEFAULT_TIME_SCALE == DEFAULT_TIME_SCALE
+    # the CLI states these defaults without importing the settings' modules
+    down = _defaults("down")
+    assert (down["batch_tenants"], down["jobs"]) == (DownSettings.batch_tenants, DownSettings.jobs)
+    demo = _defaults("demo")
+    assert (demo["time_scale"], demo["bcrypt_cost"]) == (DemoSettings.time_scale, DemoSettings.bcrypt_cost)

@@ -11,7 +11,6 @@ from agentic_loadkit.cli import app as cli
 from agentic_loadkit.provisioning._version import __version__
 from typer.testing import CliRunner
 
-cli._register_commands()
 runner = CliRunner()
 
 

@@ -29,7 +29,6 @@ from teardown_helpers import (
 )
 from typer.testing import CliRunner
 
-cli._register_commands()
 runner = CliRunner()
 
 

@@ -17,8 +17,6 @@ from agentic_loadkit.provisioning.target.embedded import EMBEDDED_DATABASE, Embe
 from agentic_loadkit.provisioning.target.resolve import resolve_database
 from typer.testing import CliRunner
 
-cli._register_commands()
-
 
 def _query(url: str) -> str:
     async def go() -> str:

@@ -16,7 +16,6 @@ from agentic_loadkit.reference_platform.schema import RUNTIME_TABLES, V1_TABLES
 from typer.testing import CliRunner
 from up_helpers import run, up
 
-cli._register_commands()
 runner = CliRunner()
 ROWS_PER_TABLE = 3  # a chain: row k refers to row k-1 through a self-reference
 

@@ -21,7 +21,6 @@ from agentic_loadkit.provisioning.target.url import DatabaseTarget
 from typer.testing import CliRunner
 from up_helpers import TABLES, fetchval, install_gate, run_counts, run_row, total_rows
 
-cli._register_commands()
 runner = CliRunner()
 SMALL = SCALES["small"].as_dict()
 
