@@ -46,6 +46,7 @@ __all__ = [
     "second_hash",
     "segments",
     "table_key",
+    "time_offsets",
     "time_table",
 ]
 
@@ -148,8 +149,14 @@ def agent_deleted(h2: int, threshold: int) -> bool:
 @lru_cache(maxsize=1)
 def time_table() -> tuple[datetime, ...]:
     """The 65,536 instants rows take their timestamps from (ascending, seed-independent)."""
+    return tuple(EPOCH + timedelta(seconds=s) for s in time_offsets())
+
+
+@lru_cache(maxsize=1)
+def time_offsets() -> tuple[int, ...]:
+    """``time_table()`` as whole seconds after ``EPOCH``."""
     step = SLOT_SECONDS
-    return tuple(EPOCH + timedelta(seconds=k * step + mix64(k ^ 0x7157) % step) for k in range(TIME_SLOTS))
+    return tuple(k * step + mix64(k ^ 0x7157) % step for k in range(TIME_SLOTS))
 
 
 def _weighted_table(weights: Sequence[int], size: int) -> tuple[int, ...]:

@@ -6,11 +6,14 @@ Python values with the column types it reads from the server.  Every loader in t
 toolkit goes through ``copy_rows`` so that there is one place that knows how rows reach
 the server, how progress is reported, and how a failure is named.
 
-Two encoders write the same bytes: asyncpg's (``copy_records_to_table``, the default)
-and ``copyencode``'s, which writes the binary stream in Python from the live column
-types and feeds it to ``copy_to_table`` (``encoder="python"``, or the environment
-variable ``PROVISION_COPY_ENCODER=python``); a table with a column type ``copyencode``
-does not know is copied by asyncpg's encoder whatever the choice.
+Three encoders write the same bytes.  ``preencoded`` (the default): a source of batches
+that can give them already encoded (``EncodedBatches``: the generated tables, whose pool
+values are encoded once) is asked for them, for the live column kinds, and its bytes go
+to ``copy_to_table`` as they are; any other source, a row transform, or a source that
+declines is copied by asyncpg's encoder.  ``asyncpg`` (``copy_records_to_table``): tuples
+encoded value by value.  ``python``: ``copyencode``'s Python encoder of tuples.  The
+environment variable ``PROVISION_COPY_ENCODER`` picks one; a table with a column type the
+Python encoders do not know is copied by asyncpg's encoder whatever the choice.
 
 A stream of batches is one ``copy_records_to_table`` call fed lazily, batch by batch
 (an async iterable of batches: one call per batch).  Batches bound memory (one batch of
@@ -26,18 +29,19 @@ import os
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import asyncpg
 
 from ..errors import InputError
 from ..progress import ProgressCallback, ProgressEvent, null_progress
-from .copyencode import COPY_HEADER, COPY_TRAILER, RowEncoder, column_types, row_encoder
+from .copyencode import COPY_HEADER, COPY_TRAILER, RowEncoder, column_kinds, column_types, row_encoder
 
 __all__ = [
     "COPY_ENCODERS",
     "ENCODER_ENV",
     "CopyTarget",
+    "EncodedBatches",
     "Encoder",
     "Row",
     "RowTransform",
@@ -47,18 +51,27 @@ __all__ = [
 
 Row = tuple[Any, ...]
 RowTransform = Callable[[Row], Row]
-Encoder = Literal["asyncpg", "python"]
-COPY_ENCODERS: tuple[Encoder, ...] = ("asyncpg", "python")
+Encoder = Literal["preencoded", "asyncpg", "python"]
+COPY_ENCODERS: tuple[Encoder, ...] = ("preencoded", "asyncpg", "python")
 ENCODER_ENV = "PROVISION_COPY_ENCODER"
 CHUNK_ROWS = 1_000  # rows per CopyData chunk of the Python stream (the event loop may switch streams between)
 
 
 def default_encoder() -> Encoder:
-    """The encoder ``copy_rows`` uses when not told: ``PROVISION_COPY_ENCODER``, else asyncpg's."""
-    choice = os.environ.get(ENCODER_ENV, "").strip().lower() or "asyncpg"
+    """The encoder ``copy_rows`` uses when not told: ``PROVISION_COPY_ENCODER``, else ``preencoded``."""
+    choice = os.environ.get(ENCODER_ENV, "").strip().lower() or "preencoded"
     if choice not in COPY_ENCODERS:
         raise InputError(f"{ENCODER_ENV} must be one of {', '.join(COPY_ENCODERS)}, not {choice!r}.")
     return choice  # type: ignore[return-value]
+
+
+@runtime_checkable
+class EncodedBatches(Protocol):
+    """Batches that can also be had as binary COPY tuples (no header), each with its row count."""
+
+    def encoded(self, kinds: Sequence[str]) -> Iterator[tuple[bytes, int]] | None:
+        """The batches for columns of these kinds (``copyfields.SCALAR_KINDS``), or None to be iterated."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -120,6 +133,20 @@ async def _stream_bytes(
     yield head + COPY_TRAILER
 
 
+async def _stream_encoded(
+    batches: Iterator[tuple[bytes, int]], label: str, progress: ProgressCallback, sent: list[int]
+) -> AsyncIterator[bytes]:
+    """The binary COPY stream of already encoded batches; a ``rows`` event after each one is sent."""
+    yield COPY_HEADER
+    for data, count in batches:
+        if not count:
+            continue
+        yield data
+        sent[0] += count
+        progress(ProgressEvent("rows", table=label, count=count))
+    yield COPY_TRAILER
+
+
 async def _copy_batch(conn: asyncpg.Connection, target: CopyTarget, start: Callable[[], Awaitable[Any]]) -> None:
     """One COPY call (``start()``) that cannot hang on a lost connection.
 
@@ -172,11 +199,20 @@ async def copy_rows(
     transform = target.transform
     columns = list(target.columns)
     sent = [0]
-    python = None
-    if (encoder or default_encoder()) == "python":  # None: a type it does not know, so asyncpg's
+    choice = encoder or default_encoder()
+    python, encoded = None, None
+    if choice == "python":  # None: a type it does not know, so asyncpg's
         python = row_encoder(await column_types(conn, target.schema, target.name, columns))
+    elif choice == "preencoded" and transform is None and isinstance(batches, EncodedBatches):
+        kinds = column_kinds(await column_types(conn, target.schema, target.name, columns))
+        encoded = batches.encoded(kinds) if kinds is not None else None
 
     def start(batches: Iterable[Sequence[Row]]) -> Callable[[], Awaitable[Any]]:
+        if encoded is not None:
+            source = _stream_encoded(encoded, target.label, progress, sent)
+            return lambda: conn.copy_to_table(
+                target.name, schema_name=target.schema, columns=columns, source=source, format="binary"
+            )
         if python is not None:
             stream = _stream_bytes(batches, transform, python, target.label, progress, sent)
             return lambda: conn.copy_to_table(
