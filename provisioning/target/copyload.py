@@ -6,12 +6,14 @@ Python values with the column types it reads from the server.  Every loader in t
 toolkit goes through ``copy_rows`` so that there is one place that knows how rows reach
 the server, how progress is reported, and how a failure is named.
 
-Three encoders write the same bytes.  ``preencoded`` (the default): a source of batches
-that can give them already encoded (``EncodedBatches``: the generated tables, whose pool
-values are encoded once) is asked for them, for the live column kinds, and its bytes go
-to ``copy_to_table`` as they are; any other source, a row transform, or a source that
-declines is copied by asyncpg's encoder.  ``asyncpg`` (``copy_records_to_table``): tuples
-encoded value by value.  ``python``: ``copyencode``'s Python encoder of tuples.  The
+Three encoders write the same bytes.  ``asyncpg`` (``copy_records_to_table``, the
+default): tuples encoded value by value, in C.  ``python``: ``copyencode``'s Python encoder
+of tuples.  ``preencoded``: a source of batches that can give them already encoded
+(``EncodedBatches``: the generated tables, whose pool values are encoded once) is asked
+for them, for the live column kinds, and its bytes go to ``copy_to_table`` as they are;
+any other source, a row transform, or a source that declines is copied by asyncpg's
+encoder.  Neither Python path costs the client less CPU than asyncpg's encoder on the
+rows ``up`` writes (``bench/preencoded_bench.py`` measures it), hence the default.  The
 environment variable ``PROVISION_COPY_ENCODER`` picks one; a table with a column type the
 Python encoders do not know is copied by asyncpg's encoder whatever the choice.
 
@@ -51,15 +53,15 @@ __all__ = [
 
 Row = tuple[Any, ...]
 RowTransform = Callable[[Row], Row]
-Encoder = Literal["preencoded", "asyncpg", "python"]
-COPY_ENCODERS: tuple[Encoder, ...] = ("preencoded", "asyncpg", "python")
+Encoder = Literal["asyncpg", "python", "preencoded"]
+COPY_ENCODERS: tuple[Encoder, ...] = ("asyncpg", "python", "preencoded")
 ENCODER_ENV = "PROVISION_COPY_ENCODER"
 CHUNK_ROWS = 1_000  # rows per CopyData chunk of the Python stream (the event loop may switch streams between)
 
 
 def default_encoder() -> Encoder:
-    """The encoder ``copy_rows`` uses when not told: ``PROVISION_COPY_ENCODER``, else ``preencoded``."""
-    choice = os.environ.get(ENCODER_ENV, "").strip().lower() or "preencoded"
+    """The encoder ``copy_rows`` uses when not told: ``PROVISION_COPY_ENCODER``, else asyncpg's."""
+    choice = os.environ.get(ENCODER_ENV, "").strip().lower() or "asyncpg"
     if choice not in COPY_ENCODERS:
         raise InputError(f"{ENCODER_ENV} must be one of {', '.join(COPY_ENCODERS)}, not {choice!r}.")
     return choice  # type: ignore[return-value]
@@ -174,6 +176,19 @@ async def _copy_batch(conn: asyncpg.Connection, target: CopyTarget, start: Calla
         conn.remove_termination_listener(lost)
 
 
+async def _python_encoding(
+    conn: asyncpg.Connection, target: CopyTarget, batches: object, choice: Encoder
+) -> tuple[RowEncoder | None, Iterator[tuple[bytes, int]] | None]:
+    """The Python tuple encoder, or the already encoded batches, that ``choice`` gets for this COPY;
+    (None, None): asyncpg's encoder (its choice, or a type, transform or source the others do not take)."""
+    if choice == "python":
+        return row_encoder(await column_types(conn, target.schema, target.name, list(target.columns))), None
+    if choice == "preencoded" and target.transform is None and isinstance(batches, EncodedBatches):
+        kinds = column_kinds(await column_types(conn, target.schema, target.name, list(target.columns)))
+        return None, batches.encoded(kinds) if kinds is not None else None
+    return None, None
+
+
 async def copy_rows(
     conn: asyncpg.Connection,
     target: CopyTarget,
@@ -199,13 +214,7 @@ async def copy_rows(
     transform = target.transform
     columns = list(target.columns)
     sent = [0]
-    choice = encoder or default_encoder()
-    python, encoded = None, None
-    if choice == "python":  # None: a type it does not know, so asyncpg's
-        python = row_encoder(await column_types(conn, target.schema, target.name, columns))
-    elif choice == "preencoded" and transform is None and isinstance(batches, EncodedBatches):
-        kinds = column_kinds(await column_types(conn, target.schema, target.name, columns))
-        encoded = batches.encoded(kinds) if kinds is not None else None
+    python, encoded = await _python_encoding(conn, target, batches, encoder or default_encoder())
 
     def start(batches: Iterable[Sequence[Row]]) -> Callable[[], Awaitable[Any]]:
         if encoded is not None:
