@@ -235,14 +235,14 @@ def _workflows(ctx: RowContext, kinds: Sequence[str], acc: IdAccess) -> EncodedB
                 shape = shapes[s]
                 if na and shape.agent_slots:
                     refs, quoted = workflow_agents(h, shape.agent_slots, picks, a0, na, agent_ids)
-                    text = prefix + (shape.template % tuple(quoted)).encode()
-                    definition = lp(len(text)) + text
+                    text = (shape.template % tuple(quoted)).encode()
+                    definition = lp(len(prefix) + len(text))
                 else:
-                    definition, refs = agentless[s], []
+                    definition, text, refs = agentless[s], b"", []
                 slug, slug_len = slugs[n]
                 number = str(i - number_base).encode()
                 add((head, wid, tid, creators[c], names[n], lp(slug_len + len(number)), slug, number, descs[d],
-                     definition, active, created_f[created]))
+                     definition, text and prefix, text, active, created_f[created]))
                 canon.extend((t, u0 + c, n, d, s, created, len(refs), *refs))
         return b"".join(out)
 

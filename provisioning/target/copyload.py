@@ -6,16 +6,16 @@ Python values with the column types it reads from the server.  Every loader in t
 toolkit goes through ``copy_rows`` so that there is one place that knows how rows reach
 the server, how progress is reported, and how a failure is named.
 
-Three encoders write the same bytes.  ``asyncpg`` (``copy_records_to_table``, the
-default): tuples encoded value by value, in C.  ``python``: ``copyencode``'s Python encoder
-of tuples.  ``preencoded``: a source of batches that can give them already encoded
-(``EncodedBatches``: the generated tables, whose pool values are encoded once) is asked
-for them, for the live column kinds, and its bytes go to ``copy_to_table`` as they are;
-any other source, a row transform, or a source that declines is copied by asyncpg's
-encoder.  Neither Python path costs the client less CPU than asyncpg's encoder on the
-rows ``up`` writes (``bench/preencoded_bench.py`` measures it), hence the default.  The
-environment variable ``PROVISION_COPY_ENCODER`` picks one; a table with a column type the
-Python encoders do not know is copied by asyncpg's encoder whatever the choice.
+Three encoders write the same bytes.  ``preencoded`` (the default): a source of batches
+that can give them already encoded (``EncodedBatches``: the generated tables, whose pool
+values are encoded once) is asked for them, for the live column kinds, and its bytes go
+to ``copy_to_table`` as they are; any other source, a row transform, or a source that
+declines is copied by asyncpg's encoder.  ``asyncpg`` (``copy_records_to_table``, the
+former default): tuples encoded value by value.  ``python``: ``copyencode``'s Python
+encoder of tuples.  The environment variable ``PROVISION_COPY_ENCODER`` picks one
+(``bench/preencoded_bench.py`` compares the client CPU of the first two); a table with a
+column type the Python encoders do not know is copied by asyncpg's encoder whatever the
+choice.
 
 A stream of batches is one ``copy_records_to_table`` call fed lazily, batch by batch
 (an async iterable of batches: one call per batch).  Batches bound memory (one batch of
@@ -56,12 +56,13 @@ RowTransform = Callable[[Row], Row]
 Encoder = Literal["asyncpg", "python", "preencoded"]
 COPY_ENCODERS: tuple[Encoder, ...] = ("asyncpg", "python", "preencoded")
 ENCODER_ENV = "PROVISION_COPY_ENCODER"
+ENCODED_CHUNK_BYTES = 1 << 18  # bytes per CopyData message of already encoded batches
 CHUNK_ROWS = 1_000  # rows per CopyData chunk of the Python stream (the event loop may switch streams between)
 
 
 def default_encoder() -> Encoder:
-    """The encoder ``copy_rows`` uses when not told: ``PROVISION_COPY_ENCODER``, else asyncpg's."""
-    choice = os.environ.get(ENCODER_ENV, "").strip().lower() or "asyncpg"
+    """The encoder ``copy_rows`` uses when not told: ``PROVISION_COPY_ENCODER``, else ``preencoded``."""
+    choice = os.environ.get(ENCODER_ENV, "").strip().lower() or "preencoded"
     if choice not in COPY_ENCODERS:
         raise InputError(f"{ENCODER_ENV} must be one of {', '.join(COPY_ENCODERS)}, not {choice!r}.")
     return choice  # type: ignore[return-value]
@@ -138,12 +139,18 @@ async def _stream_bytes(
 async def _stream_encoded(
     batches: Iterator[tuple[bytes, int]], label: str, progress: ProgressCallback, sent: list[int]
 ) -> AsyncIterator[bytes]:
-    """The binary COPY stream of already encoded batches; a ``rows`` event after each one is sent."""
+    """The binary COPY stream of already encoded batches; a ``rows`` event after each one is sent.
+
+    A batch goes in pieces of ``ENCODED_CHUNK_BYTES``: a CopyData message of a whole batch
+    (megabytes) sits in the transport's buffer while the socket drains it, and every partial
+    send moves the rest of that buffer (measured: about as much client CPU as the encoding).
+    """
     yield COPY_HEADER
     for data, count in batches:
         if not count:
             continue
-        yield data
+        for k in range(0, len(data), ENCODED_CHUNK_BYTES):
+            yield data[k : k + ENCODED_CHUNK_BYTES]
         sent[0] += count
         progress(ProgressEvent("rows", table=label, count=count))
     yield COPY_TRAILER
