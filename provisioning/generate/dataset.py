@@ -3,7 +3,8 @@
 ``Dataset(spec, password_hashes)`` lays the run out (tenant sizes, pools) without
 generating a row; ``dataset.streams`` (parents first) yield batches of tuples for
 asyncpg's binary COPY, with primary keys taken from an ``IdSpace`` (client-side UUIDs,
-or integer blocks reserved from the tables' sequences).  Streaming a table updates the
+or integer blocks reserved from the tables' sequences), or the same batches already
+encoded as binary COPY tuples (``RowBatches.encoded``, ``rowbytes``).  Streaming a table updates the
 fingerprint; ``dataset.fingerprint()`` is valid once every stream has been consumed.
 Memory stays bounded: the only state proportional to a count is per-tenant arrays.
 """
