@@ -21,11 +21,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from agentic_loadkit.provisioning.generate import dataset as dataset_module
-from agentic_loadkit.provisioning.generate.dataset import TABLES, Dataset, GenerationSpec, UuidIds, _id_access
+from agentic_loadkit.provisioning.generate.dataset import Dataset, GenerationSpec, UuidIds
 from agentic_loadkit.provisioning.generate.fingerprint import CHUNK_ROWS
+from agentic_loadkit.provisioning.generate.ids import id_access
 from agentic_loadkit.provisioning.generate.pools import MODEL_CATALOGUE
 from agentic_loadkit.provisioning.generate.rows import build_rows, time_table
 from agentic_loadkit.provisioning.generate.scales import resolve_counts
+from agentic_loadkit.provisioning.schema.concepts import CONTRACT_TABLES
 from faker import Faker
 
 __all__ = ["main"]
@@ -116,7 +118,7 @@ def main() -> None:
     print(f"{'table':<12} {'rows':>10} {'pooled rows/s':>14} {'(wall)':>10} {'fingerprint':>12} "
           f"{'Faker/row rows/s':>17} {'speed-up':>9}")
     totals = {"rows": 0, "cpu": 0.0, "wall": 0.0, "fingerprint": 0.0}
-    for table in TABLES:
+    for table in CONTRACT_TABLES:
         stream = dataset.stream(table)
 
         def streamed(stream: Any = stream) -> int:
@@ -125,7 +127,7 @@ def main() -> None:
         digest_time[0] = 0.0
         cpu, wall, rows = _best(args.repeat, streamed)
         digest = digest_time[0] / args.repeat
-        acc = _id_access(ids, dataset.context.offsets)
+        acc = id_access(ids, dataset.context.offsets)
 
         def without_canon(table: str = table, count: int = stream.count, acc: Any = acc) -> int:
             for lo in range(0, count, CHUNK_ROWS):

@@ -3,27 +3,28 @@
 ``Dataset(spec, password_hashes)`` lays the run out (tenant sizes, pools) without
 generating a row; ``dataset.streams`` (parents first) yield batches of tuples for
 asyncpg's binary COPY, with primary keys taken from an ``IdSpace`` (client-side UUIDs,
-or integer blocks reserved from the tables' sequences).  Streaming a table updates the
+or integer blocks reserved from the tables' sequences), or the same batches already
+encoded as binary COPY tuples (``RowBatches.encoded``, ``rowbytes``).  Streaming a table updates the
 fingerprint; ``dataset.fingerprint()`` is valid once every stream has been consumed.
 Memory stays bounded: the only state proportional to a count is per-tenant arrays.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate, pairwise
-from typing import Protocol, runtime_checkable
+from typing import TypeVar
 
 from ..errors import InputError
 from ..schema.concepts import CONTRACT_TABLES
 from .fingerprint import CHUNK_ROWS, FingerprintAccumulator, chunk_digest
+from .ids import IdSpace, IntegerIds, UuidIds, id_access
 from .passwords import DEFAULT_PASSWORD_COUNT
 from .pools import build_pools
+from .rowbytes import encoded_builder
 from .rows import (
     EXTRA_FIELDS,
     FIELDS,
@@ -32,7 +33,6 @@ from .rows import (
     TENANT_SLOT_RANGE,
     USER_CANON_WIDTH,
     IdAccess,
-    IdFn,
     RowContext,
     agent_deleted,
     build_rows,
@@ -46,7 +46,6 @@ from .v1values import v1_catalogue
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
-    "ESTIMATED_ROW_BYTES",
     "EXTRA_FIELDS",
     "FIELDS",
     "OPTIONAL_COLUMNS",
@@ -55,11 +54,11 @@ __all__ = [
     "GenerationSpec",
     "IdSpace",
     "IntegerIds",
+    "RowBatches",
     "TableStream",
     "UserInfo",
     "UuidIds",
     "compute_fingerprint",
-    "estimated_bytes",
 ]
 
 # Rows per batch handed to COPY, the one default of every loader: a batch of Python tuples per
@@ -68,18 +67,6 @@ DEFAULT_BATCH_SIZE = 4_000
 _NAMESPACE_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
 _MAX_PASSWORD_SLOTS = 1 << 16
 _M = (1 << 64) - 1
-
-#: Heap + TOAST bytes per row, measured after COPY into the reference schema (UUID keys,
-#: medium scale); indexes excluded.  For the plan that ``--dry-run`` prints.
-ESTIMATED_ROW_BYTES: Mapping[str, int] = {
-    "tenants": 400, "users": 345, "agents": 1_260, "workflows": 1_090, "collections": 245, "mcp_servers": 420,
-}
-
-
-def estimated_bytes(counts: ScaleCounts) -> dict[str, int]:
-    """Rough table size (heap + TOAST, indexes excluded) per table, for the plan ``--dry-run`` prints."""
-    return {table: n * ESTIMATED_ROW_BYTES[table] for table, n in counts.as_dict().items()}
-
 
 @dataclass(frozen=True)
 class GenerationSpec:
@@ -121,81 +108,6 @@ class GenerationSpec:
             )
 
 
-@runtime_checkable
-class IdSpace(Protocol):
-    """Primary keys of generated rows: ``id(table, index)`` is the key of row ``index`` of ``table``.
-
-    Implementations may also offer ``id_function(table) -> (index -> id)`` and
-    ``id_block(table, start, stop) -> Sequence`` (ids of rows ``[start, stop)``); the
-    streams use them when present because they are much faster per row.
-    """
-
-    def id(self, table: str, index: int) -> object: ...
-
-
-_HEX3 = tuple(f"{k:03x}" for k in range(4096))
-
-
-class UuidIds:
-    """Client-side UUIDs, deterministic per (namespace, table, index), as canonical text.
-
-    The first 64 bits hash (namespace, table) — version nibble 8, RFC 4122 variant — and
-    the last 48 bits are the row index, so ids are unique by construction within a run,
-    unique across runs with overwhelming probability, and ascending (B-tree friendly).
-    asyncpg's binary COPY encodes ``str`` into ``uuid`` columns directly.
-    """
-
-    def __init__(self, namespace: str) -> None:
-        self.namespace = namespace
-        self._prefixes: dict[str, str] = {}
-
-    def _prefix(self, table: str) -> str:
-        prefix = self._prefixes.get(table)
-        if prefix is None:
-            d = hashlib.sha256(f"agentic-loadkit/ids/{self.namespace}/{table}".encode()).hexdigest()
-            prefix = self._prefixes[table] = f"{d[0:8]}-{d[8:12]}-8{d[13:16]}-8000-"
-        return prefix
-
-    def id(self, table: str, index: int) -> str:
-        if not 0 <= index < 1 << 48:
-            raise ValueError(f"row index {index} is outside 0..2**48")
-        return f"{self._prefix(table)}{index:012x}"
-
-    def id_function(self, table: str) -> Callable[[int], str]:
-        """A fast ``index -> id`` for one table."""
-        return functools.partial(self.id, table)
-
-    def id_block(self, table: str, start: int, stop: int) -> list[str]:
-        """Ids of rows ``[start, stop)``: string concatenation per 4,096-row block, no formatting per row."""
-        if not 0 <= start <= stop <= 1 << 48:
-            raise ValueError(f"rows [{start}, {stop}) are outside 0..2**48")
-        prefix, out = self._prefix(table), []
-        pos = start
-        while pos < stop:
-            block_end = min((pos | 0xFFF) + 1, stop)
-            head = f"{prefix}{pos >> 12:09x}"
-            out.extend([head + h for h in _HEX3[pos & 0xFFF:(pos & 0xFFF) + block_end - pos]])
-            pos = block_end
-        return out
-
-
-class IntegerIds:
-    """Integer keys from sequence blocks the orchestrator reserved: ``bases[table] + index``."""
-
-    def __init__(self, bases: Mapping[str, int]) -> None:
-        self.bases = dict(bases)
-
-    def id(self, table: str, index: int) -> int:
-        return self.bases[table] + index
-
-    def id_function(self, table: str) -> Callable[[int], int]:
-        return self.bases[table].__add__
-
-    def id_block(self, table: str, start: int, stop: int) -> range:
-        base = self.bases[table]
-        return range(base + start, base + stop)
-
-
 @dataclass(frozen=True, slots=True)
 class UserInfo:
     """What the credentials pool needs to know about one generated user."""
@@ -206,18 +118,6 @@ class UserInfo:
     tenant_index: int
     role: str
     is_active: bool
-
-
-def _id_access(ids: IdSpace, offsets: Mapping[str, Sequence[int]]) -> IdAccess:
-    fast = getattr(ids, "id_function", None)
-    fns: dict[str, IdFn] = {
-        table: fast(table) if callable(fast) else functools.partial(ids.id, table) for table in CONTRACT_TABLES
-    }
-    block = getattr(ids, "id_block", None)
-    if not callable(block):
-        def block(table: str, start: int, stop: int) -> list[object]:
-            return [fns[table](i) for i in range(start, stop)]
-    return IdAccess(fns, block, offsets)
 
 
 @dataclass
@@ -238,13 +138,14 @@ class TableStream:
 
     def batches(
         self, ids: IdSpace, batch_size: int = DEFAULT_BATCH_SIZE, *, start: int = 0, stop: int | None = None
-    ) -> Iterator[list[tuple]]:
+    ) -> RowBatches:
         """Lists of up to ``batch_size`` rows ``[start, stop)``, ready for binary COPY.
 
         Values are ids as ``ids`` gives them, ``str``, ``int``, ``float``, ``bool``, aware
         ``datetime`` and ``None``; JSON columns are JSON text.  The rows' fingerprint
         chunks are recorded when the iterator is exhausted; ``start``/``stop`` must be
-        multiples of ``CHUNK_ROWS`` (or ``stop == count``) — use ``ranges()``.
+        multiples of ``CHUNK_ROWS`` (or ``stop == count``) — use ``ranges()``.  The same
+        batches can be had already encoded instead (``RowBatches.encoded``).
         """
         stop = self.count if stop is None else stop
         if batch_size < 1:
@@ -253,31 +154,78 @@ class TableStream:
             raise ValueError(f"range [{start}, {stop}) is outside table {self.table} of {self.count} rows")
         if start % CHUNK_ROWS or (stop % CHUNK_ROWS and stop != self.count):
             raise ValueError(f"range bounds must be multiples of {CHUNK_ROWS} (or the row count)")
-        return self._generate(_id_access(ids, self._dataset.context.offsets), batch_size, start, stop)
+        return RowBatches(self, id_access(ids, self._dataset.context.offsets), batch_size, start, stop)
 
-    def _generate(self, acc: IdAccess, batch_size: int, start: int, stop: int) -> Iterator[list[tuple]]:
+    def generate(self, build: Callable[[int, int, list[int]], _Part], batch_size: int, start: int, stop: int
+                 ) -> Iterator[list[_Part]]:
+        """The parts ``build`` makes of rows ``[start, stop)``, a list of parts per batch of ``batch_size``
+        rows (a part never spans a fingerprint chunk); records the fingerprint chunks when exhausted."""
         ds, table = self._dataset, self.table
         ds.fingerprint_state.reset(table, start // CHUNK_ROWS, -(-stop // CHUNK_ROWS))
         done: dict[int, bytes] = {}
         canon: list[int] = []
-        batch: list[tuple] = []
-        pos = start
+        parts: list[_Part] = []
+        pos, rows = start, 0
         while pos < stop:
             chunk_end = min((pos // CHUNK_ROWS + 1) * CHUNK_ROWS, stop)
-            end = min(chunk_end, pos + batch_size - len(batch))
-            rows = build_rows(ds.context, table, pos, end, acc, canon)
-            if batch:
-                batch.extend(rows)
-            else:
-                batch = rows
+            end = min(chunk_end, pos + batch_size - rows)
+            parts.append(build(pos, end, canon))
+            rows += end - pos
             pos = end
             if pos == chunk_end:
                 done[(pos - 1) // CHUNK_ROWS] = chunk_digest(canon)
                 canon = []
-            if len(batch) >= batch_size or pos == stop:
-                yield batch
-                batch = []
+            if rows >= batch_size or pos == stop:
+                yield parts
+                parts, rows = [], 0
         ds.fingerprint_state.record(table, done)
+
+
+_Part = TypeVar("_Part")
+
+
+class RowBatches:
+    """One table's rows ``[start, stop)`` in batches: iterate for lists of tuples, or take ``encoded``.
+
+    Either way the batches are generated once, lazily, and the fingerprint chunks are
+    recorded when they are exhausted.
+    """
+
+    def __init__(self, stream: TableStream, acc: IdAccess, batch_size: int, start: int, stop: int) -> None:
+        self.stream, self._acc, self._size, self._range = stream, acc, batch_size, (start, stop)
+        self._tuples: Iterator[list[tuple]] | None = None
+
+    def __iter__(self) -> Iterator[list[tuple]]:
+        return self
+
+    def __next__(self) -> list[tuple]:
+        if self._tuples is None:
+            ctx, table, acc = self.stream._dataset.context, self.stream.table, self._acc
+
+            def build(lo: int, hi: int, canon: list[int]) -> list[tuple]:
+                return build_rows(ctx, table, lo, hi, acc, canon)
+
+            self._tuples = (parts[0] if len(parts) == 1 else [r for part in parts for r in part]
+                            for parts in self.stream.generate(build, self._size, *self._range))
+        return next(self._tuples)
+
+    def encoded(self, kinds: Sequence[str]) -> Iterator[tuple[bytes, int]] | None:
+        """The same batches as binary COPY tuples (no header) with their row counts, for columns of these
+        kinds (``copyfields.SCALAR_KINDS``, one per column of the stream); None when they cannot be had
+        so (``rowbytes.encoded_builder``) or when the tuples were started — then iterate instead."""
+        ctx, table, acc = self.stream._dataset.context, self.stream.table, self._acc
+        if self._tuples is not None or self.stream.columns != TABLE_COLUMNS[table]:
+            return None
+        make = encoded_builder(ctx, table, kinds, acc)
+        if make is None:
+            return None
+        self._tuples = iter(())  # the rows are this iterator's now
+
+        def build(lo: int, hi: int, canon: list[int]) -> tuple[bytes, int]:
+            return make(lo, hi, acc, canon), hi - lo
+
+        return ((b"".join(p for p, _ in parts), sum(n for _, n in parts))
+                for parts in self.stream.generate(build, self._size, *self._range))
 
 
 class Dataset:
@@ -344,7 +292,7 @@ class Dataset:
         count = self._offsets[table][-1]
         if not 0 <= start <= stop <= count:
             raise ValueError(f"range [{start}, {stop}) is outside table {table} of {count} rows")
-        return build_rows(self.context, table, start, stop, _id_access(ids, self._offsets), [])
+        return build_rows(self.context, table, start, stop, id_access(ids, self._offsets), [])
 
     def tenant_sizes(self) -> dict[str, list[int]]:
         """Rows per tenant index, per table."""
@@ -363,7 +311,7 @@ class Dataset:
 
     def users(self) -> Iterator[UserInfo]:
         """Every generated user, in index order (the same values the ``users`` stream writes)."""
-        acc = _id_access(IntegerIds({table: 0 for table in CONTRACT_TABLES}), self._offsets)
+        acc = id_access(IntegerIds({table: 0 for table in CONTRACT_TABLES}), self._offsets)
         total, width = self._offsets["users"][-1], USER_CANON_WIDTH
         for lo in range(0, total, CHUNK_ROWS):
             canon: list[int] = []

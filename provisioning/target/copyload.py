@@ -6,11 +6,16 @@ Python values with the column types it reads from the server.  Every loader in t
 toolkit goes through ``copy_rows`` so that there is one place that knows how rows reach
 the server, how progress is reported, and how a failure is named.
 
-Two encoders write the same bytes: asyncpg's (``copy_records_to_table``, the default)
-and ``copyencode``'s, which writes the binary stream in Python from the live column
-types and feeds it to ``copy_to_table`` (``encoder="python"``, or the environment
-variable ``PROVISION_COPY_ENCODER=python``); a table with a column type ``copyencode``
-does not know is copied by asyncpg's encoder whatever the choice.
+Three encoders write the same bytes.  ``preencoded`` (the default): a source of batches
+that can give them already encoded (``EncodedBatches``: the generated tables, whose pool
+values are encoded once) is asked for them, for the live column kinds, and its bytes go
+to ``copy_to_table`` as they are; any other source, a row transform, or a source that
+declines is copied by asyncpg's encoder.  ``asyncpg`` (``copy_records_to_table``, the
+former default): tuples encoded value by value.  ``python``: ``copyencode``'s Python
+encoder of tuples.  The environment variable ``PROVISION_COPY_ENCODER`` picks one
+(``bench/preencoded_bench.py`` compares the client CPU of the first two); a table with a
+column type the Python encoders do not know is copied by asyncpg's encoder whatever the
+choice.
 
 A stream of batches is one ``copy_records_to_table`` call fed lazily, batch by batch
 (an async iterable of batches: one call per batch).  Batches bound memory (one batch of
@@ -26,18 +31,19 @@ import os
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import asyncpg
 
 from ..errors import InputError
 from ..progress import ProgressCallback, ProgressEvent, null_progress
-from .copyencode import COPY_HEADER, COPY_TRAILER, RowEncoder, column_types, row_encoder
+from .copyencode import COPY_HEADER, COPY_TRAILER, RowEncoder, column_kinds, column_types, row_encoder
 
 __all__ = [
     "COPY_ENCODERS",
     "ENCODER_ENV",
     "CopyTarget",
+    "EncodedBatches",
     "Encoder",
     "Row",
     "RowTransform",
@@ -47,18 +53,28 @@ __all__ = [
 
 Row = tuple[Any, ...]
 RowTransform = Callable[[Row], Row]
-Encoder = Literal["asyncpg", "python"]
-COPY_ENCODERS: tuple[Encoder, ...] = ("asyncpg", "python")
+Encoder = Literal["asyncpg", "python", "preencoded"]
+COPY_ENCODERS: tuple[Encoder, ...] = ("asyncpg", "python", "preencoded")
 ENCODER_ENV = "PROVISION_COPY_ENCODER"
+ENCODED_CHUNK_BYTES = 1 << 18  # bytes per CopyData message of already encoded batches
 CHUNK_ROWS = 1_000  # rows per CopyData chunk of the Python stream (the event loop may switch streams between)
 
 
 def default_encoder() -> Encoder:
-    """The encoder ``copy_rows`` uses when not told: ``PROVISION_COPY_ENCODER``, else asyncpg's."""
-    choice = os.environ.get(ENCODER_ENV, "").strip().lower() or "asyncpg"
+    """The encoder ``copy_rows`` uses when not told: ``PROVISION_COPY_ENCODER``, else ``preencoded``."""
+    choice = os.environ.get(ENCODER_ENV, "").strip().lower() or "preencoded"
     if choice not in COPY_ENCODERS:
         raise InputError(f"{ENCODER_ENV} must be one of {', '.join(COPY_ENCODERS)}, not {choice!r}.")
     return choice  # type: ignore[return-value]
+
+
+@runtime_checkable
+class EncodedBatches(Protocol):
+    """Batches that can also be had as binary COPY tuples (no header), each with its row count."""
+
+    def encoded(self, kinds: Sequence[str]) -> Iterator[tuple[bytes, int]] | None:
+        """The batches for columns of these kinds (``copyfields.SCALAR_KINDS``), or None to be iterated."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -120,6 +136,26 @@ async def _stream_bytes(
     yield head + COPY_TRAILER
 
 
+async def _stream_encoded(
+    batches: Iterator[tuple[bytes, int]], label: str, progress: ProgressCallback, sent: list[int]
+) -> AsyncIterator[bytes]:
+    """The binary COPY stream of already encoded batches; a ``rows`` event after each one is sent.
+
+    A batch goes in pieces of ``ENCODED_CHUNK_BYTES``: a CopyData message of a whole batch
+    (megabytes) sits in the transport's buffer while the socket drains it, and every partial
+    send moves the rest of that buffer (measured: about as much client CPU as the encoding).
+    """
+    yield COPY_HEADER
+    for data, count in batches:
+        if not count:
+            continue
+        for k in range(0, len(data), ENCODED_CHUNK_BYTES):
+            yield data[k : k + ENCODED_CHUNK_BYTES]
+        sent[0] += count
+        progress(ProgressEvent("rows", table=label, count=count))
+    yield COPY_TRAILER
+
+
 async def _copy_batch(conn: asyncpg.Connection, target: CopyTarget, start: Callable[[], Awaitable[Any]]) -> None:
     """One COPY call (``start()``) that cannot hang on a lost connection.
 
@@ -147,6 +183,19 @@ async def _copy_batch(conn: asyncpg.Connection, target: CopyTarget, start: Calla
         conn.remove_termination_listener(lost)
 
 
+async def _python_encoding(
+    conn: asyncpg.Connection, target: CopyTarget, batches: object, choice: Encoder
+) -> tuple[RowEncoder | None, Iterator[tuple[bytes, int]] | None]:
+    """The Python tuple encoder, or the already encoded batches, that ``choice`` gets for this COPY;
+    (None, None): asyncpg's encoder (its choice, or a type, transform or source the others do not take)."""
+    if choice == "python":
+        return row_encoder(await column_types(conn, target.schema, target.name, list(target.columns))), None
+    if choice == "preencoded" and target.transform is None and isinstance(batches, EncodedBatches):
+        kinds = column_kinds(await column_types(conn, target.schema, target.name, list(target.columns)))
+        return None, batches.encoded(kinds) if kinds is not None else None
+    return None, None
+
+
 async def copy_rows(
     conn: asyncpg.Connection,
     target: CopyTarget,
@@ -172,11 +221,14 @@ async def copy_rows(
     transform = target.transform
     columns = list(target.columns)
     sent = [0]
-    python = None
-    if (encoder or default_encoder()) == "python":  # None: a type it does not know, so asyncpg's
-        python = row_encoder(await column_types(conn, target.schema, target.name, columns))
+    python, encoded = await _python_encoding(conn, target, batches, encoder or default_encoder())
 
     def start(batches: Iterable[Sequence[Row]]) -> Callable[[], Awaitable[Any]]:
+        if encoded is not None:
+            source = _stream_encoded(encoded, target.label, progress, sent)
+            return lambda: conn.copy_to_table(
+                target.name, schema_name=target.schema, columns=columns, source=source, format="binary"
+            )
         if python is not None:
             stream = _stream_bytes(batches, transform, python, target.label, progress, sent)
             return lambda: conn.copy_to_table(

@@ -235,7 +235,7 @@ COMPARED = {  # values that do not depend on the run's id or namespace
 }
 
 
-def test_up_with_the_python_encoder_keeps_the_fingerprint(
+def test_up_with_the_python_encoders_keeps_the_fingerprint(
     db_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Same seed, same scale: the same fingerprint and the same rows whichever encoder wrote them."""
@@ -251,15 +251,15 @@ def test_up_with_the_python_encoder_keeps_the_fingerprint(
             await conn.close()
 
     fingerprints, rows, dumps = {}, {}, {}
-    for encoder in ("asyncpg", "python"):
+    for encoder in ("asyncpg", "python", "preencoded"):
         target = db_factory.new(schema="uuid")
         monkeypatch.setenv("PROVISION_COPY_ENCODER", encoder)
         result = up(target, tmp_path / encoder, scale="small", seed=7)
         fingerprints[encoder], rows[encoder], dumps[encoder] = result.fingerprint, result.rows, _run(contents(target))
-    assert fingerprints["asyncpg"] == fingerprints["python"]
-    assert rows["asyncpg"] == rows["python"] > 0
-    assert dumps["asyncpg"] == dumps["python"]
-    assert len(dumps["python"]["agents"]) == 150
+    assert fingerprints["asyncpg"] == fingerprints["python"] == fingerprints["preencoded"]
+    assert rows["asyncpg"] == rows["python"] == rows["preencoded"] > 0
+    assert dumps["asyncpg"] == dumps["python"] == dumps["preencoded"]
+    assert len(dumps["preencoded"]["agents"]) == 150
 
 
 def test_columns_of_distinct_values_encode_the_same_after_the_cache_is_dropped(fresh_db: DatabaseTarget) -> None:

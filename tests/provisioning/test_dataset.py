@@ -11,7 +11,6 @@ import asyncpg
 import pytest
 from agentic_loadkit.provisioning.errors import InputError
 from agentic_loadkit.provisioning.generate.dataset import (
-    TABLES,
     Dataset,
     GenerationSpec,
     IdSpace,
@@ -21,6 +20,7 @@ from agentic_loadkit.provisioning.generate.dataset import (
 )
 from agentic_loadkit.provisioning.generate.fingerprint import CHUNK_ROWS
 from agentic_loadkit.provisioning.generate.scales import SCALES, ScaleCounts
+from agentic_loadkit.provisioning.schema.concepts import CONTRACT_TABLES as TABLES
 from agentic_loadkit.provisioning.target.url import DatabaseTarget
 
 SMALL = SCALES["small"]

@@ -18,7 +18,6 @@ from urllib.parse import urlsplit
 import pytest
 from agentic_loadkit.provisioning.generate.dataset import (
     TABLE_COLUMNS,
-    TABLES,
     Dataset,
     GenerationSpec,
     IdSpace,
@@ -28,6 +27,7 @@ from agentic_loadkit.provisioning.generate.dataset import (
 from agentic_loadkit.provisioning.generate.pools import MAX_TOKENS_CHOICES, MODEL_CATALOGUE, RESERVED_DOMAIN_SUFFIXES
 from agentic_loadkit.provisioning.generate.rows import ANCHOR, EPOCH
 from agentic_loadkit.provisioning.generate.scales import SCALES, ScaleCounts
+from agentic_loadkit.provisioning.schema.concepts import CONTRACT_TABLES as TABLES
 
 Rows = dict[str, list[dict[str, Any]]]
 HASHES = [f"$2b$04$slot{k:02d}" + "x" * 45 for k in range(16)]
