@@ -32,13 +32,14 @@ import gevent
 import locust
 from agentic_loadkit.provisioning._version import __version__
 from agentic_loadkit.provisioning.errors import CredentialsError, InputError, ProvisionError
+from agentic_loadkit.provisioning.runs.poolfile import CredentialRow, read_credentials
 from locust import events
 from locust import log as locust_log
 from locust.env import Environment
 from locust.runners import WorkerRunner
 
 from .api_setup import ApiSetup, check_preflight, metrics_scraper, prepare_api
-from .credentials import Account, PoolSource, TenantCatalog, load_accounts, load_catalog, resolve_pool_source
+from .credentials import PoolSource, TenantCatalog, load_catalog, resolve_pool_source
 from .gate import EXIT_BREACH, EXIT_PASS, Check, collect_figures, evaluate, render_table, resource_checks
 from .metrics import install_metrics
 from .options import ScenarioOptions, add_options
@@ -71,7 +72,7 @@ class RunState:
     checks: list[Check] | None = None
     notes: list[str] = field(default_factory=list)
     stopping: bool = False
-    first_account: Account | None = None
+    first_account: CredentialRow | None = None
     api: ApiSetup | None = None
     scraper: PlatformMetricsScraper | None = None
 
@@ -184,7 +185,7 @@ def _setup(environment: Environment) -> None:
     if opts.baseline:
         state.baseline = load_baseline(opts.baseline)
     state.source = resolve_pool_source(opts.credentials, opts.state_dir)
-    accounts = load_accounts(state.source.credentials)
+    accounts = read_credentials(state.source.credentials)
     state.catalog = load_catalog(state.source.manifest)
     state.first_account = accounts[0]
     if environment.host:

@@ -41,11 +41,12 @@ from typing import Any, Protocol
 
 import gevent
 from agentic_loadkit.provisioning.errors import CredentialsError
+from agentic_loadkit.provisioning.runs.poolfile import CredentialRow
 from gevent.event import AsyncResult
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from .credentials import Account, TenantCatalog
+from .credentials import TenantCatalog
 from .routes import Routes
 
 __all__ = [
@@ -84,7 +85,7 @@ FOREIGN_SAMPLE = 40
 class Lease:
     """An account handed to one user, with the ids it may use and the routes to call."""
 
-    account: Account
+    account: CredentialRow
     agents: tuple[str, ...] = ()
     workflows: tuple[str, ...] = ()
     foreign_agents: tuple[str, ...] = ()
@@ -94,7 +95,7 @@ class Lease:
 
     def to_wire(self) -> dict[str, Any]:
         return {
-            "account": self.account.to_wire(),
+            "account": self.account.as_dict(),
             "agents": list(self.agents),
             "workflows": list(self.workflows),
             "foreign_agents": list(self.foreign_agents),
@@ -106,7 +107,7 @@ class Lease:
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> Lease:
         return cls(
-            account=Account.from_wire(data["account"]),
+            account=CredentialRow.from_dict(data["account"]),
             agents=tuple(data.get("agents", ())),
             workflows=tuple(data.get("workflows", ())),
             foreign_agents=tuple(data.get("foreign_agents", ())),
@@ -135,13 +136,13 @@ class PoolSnapshot:
     """Leases taken back from workers that vanished."""
 
 
-def interleave_by_tenant(accounts: Sequence[Account]) -> list[Account]:
+def interleave_by_tenant(accounts: Sequence[CredentialRow]) -> list[CredentialRow]:
     """Order accounts round-robin over tenants, so that load spreads across tenants from the first user."""
-    by_tenant: dict[str, deque[Account]] = {}
+    by_tenant: dict[str, deque[CredentialRow]] = {}
     for account in accounts:
         by_tenant.setdefault(account.tenant_id, deque()).append(account)
     queues = list(by_tenant.values())
-    ordered: list[Account] = []
+    ordered: list[CredentialRow] = []
     while queues:
         for queue in list(queues):
             ordered.append(queue.popleft())
@@ -159,7 +160,7 @@ class PoolBroker:
 
     def __init__(
         self,
-        accounts: Sequence[Account],
+        accounts: Sequence[CredentialRow],
         *,
         catalog: TenantCatalog | None = None,
         routes: Routes | None = None,
@@ -272,7 +273,7 @@ class PoolBroker:
     def holder_ids(self) -> set[str]:
         return {h for c in self._holders.values() for h in c}
 
-    def _lease(self, account: Account, *, probe: bool, reused: bool) -> Lease:
+    def _lease(self, account: CredentialRow, *, probe: bool, reused: bool) -> Lease:
         own = self.catalog.objects_of(account.tenant_id)
         foreign_agents: tuple[str, ...] = ()
         foreign_workflows: tuple[str, ...] = ()
