@@ -15,8 +15,8 @@ from typing import Any
 
 from agentic_loadkit.provisioning.errors import InputError
 
+from .broker import POLICIES
 from .gate import GateTargets
-from .pool import POLICIES
 from .shapes import check_time_scale
 
 __all__ = ["DEFAULTS", "OPTIONS", "OptionSpec", "ScenarioOptions", "add_options", "parse_wait_time"]

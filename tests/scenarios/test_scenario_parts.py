@@ -9,17 +9,12 @@ from typing import Any
 import pytest
 from agentic_loadkit.provisioning.errors import CredentialsError, InputError
 from agentic_loadkit.provisioning.runs.poolfile import CredentialRow, read_credentials
+from agentic_loadkit.scenarios.broker import PoolBroker, interleave_by_tenant
 from agentic_loadkit.scenarios.credentials import TenantCatalog, TenantObjects, load_catalog, resolve_pool_source
-from agentic_loadkit.scenarios.gate import (
-    ISOLATION_BREACH,
-    RATE_LIMITED,
-    GateTargets,
-    collect_figures,
-    evaluate,
-    render_table,
-)
+from agentic_loadkit.scenarios.figures import ISOLATION_BREACH, RATE_LIMITED, collect_figures
+from agentic_loadkit.scenarios.gate import GateTargets, evaluate, render_table
 from agentic_loadkit.scenarios.options import ScenarioOptions, parse_wait_time
-from agentic_loadkit.scenarios.pool import LocalPoolClient, PoolBroker, interleave_by_tenant
+from agentic_loadkit.scenarios.pool import LocalPoolClient
 from agentic_loadkit.scenarios.results import build_results, compare_with_baseline, load_baseline, write_results
 from agentic_loadkit.scenarios.routes import Routes, load_routes
 from agentic_loadkit.scenarios.shapes import PROFILES, resolve_profile
