@@ -1,10 +1,14 @@
 """Locust scenarios for the Agentic Platform: pooled accounts, the guide's mixes, profiles and gate.
 
 Run them with ``locust -f scenarios/locustfile.py`` (see that file).  The modules:
-``users`` (the simulated users), ``pool`` (the credentials pool across workers),
-``credentials`` (reading ``provision up``'s pool and manifest), ``routes`` (endpoint
-paths), ``shapes`` (load profiles), ``gate`` and ``results`` (pass/fail and figures),
-``metrics`` (Prometheus ``/metrics``), ``options`` and ``hooks`` (Locust wiring).
+``users`` (the simulated users' base and the guide's mixes), ``isolation`` (the tenant
+isolation probe), ``broker`` (the pool's books) and ``pool`` (the pool across workers),
+``credentials`` (where the pool comes from; its format is ``provisioning.runs.poolfile``'s),
+``routes``, ``dialects``, ``discovery``, ``http_guard``, ``probe_http``, ``warmup`` and
+``api_setup`` (what the platform answers to, and how), ``shapes`` (load profiles),
+``figures``, ``gate``, ``results`` and ``report`` (what a run measured, its verdict, its
+files and notes), ``metrics`` (Prometheus ``/metrics``) and ``platform_metrics`` (the
+platform's), ``options``, ``runstate`` and ``hooks`` (Locust wiring).
 
 Importing this package does not import Locust (which patches the standard library
 through gevent); import the submodules you need.

@@ -16,7 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .credentials import Account
+from agentic_loadkit.provisioning.runs.poolfile import CredentialRow
+
 from .discovery import Discovery, discover
 from .options import ScenarioOptions
 from .platform_metrics import PlatformMetricsScraper
@@ -51,7 +52,7 @@ class ApiSetup:
         }
 
 
-def prepare_api(host: str, opts: ScenarioOptions, account: Account) -> ApiSetup:
+def prepare_api(host: str, opts: ScenarioOptions, account: CredentialRow) -> ApiSetup:
     """Discover the dialect, apply ``--routes``, and warm the platform up (raises with one sentence)."""
     found = discover(host, opts.openapi, timeout=min(DISCOVERY_TIMEOUT_S, opts.warm_up_timeout or DISCOVERY_TIMEOUT_S))
     if opts.routes:

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from .gate import RATE_LIMITED
+from .figures import RATE_LIMITED
 from .routes import FieldRule, Routes
 
 __all__ = [

@@ -25,55 +25,37 @@ from __future__ import annotations
 import logging
 import sys
 import weakref
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import gevent
-import locust
-from agentic_loadkit.provisioning._version import __version__
 from agentic_loadkit.provisioning.errors import CredentialsError, InputError, ProvisionError
+from agentic_loadkit.provisioning.runs.poolfile import read_credentials
 from locust import events
 from locust import log as locust_log
 from locust.env import Environment
 from locust.runners import WorkerRunner
 
-from .api_setup import ApiSetup, check_preflight, metrics_scraper, prepare_api
-from .credentials import Account, PoolSource, TenantCatalog, load_accounts, load_catalog, resolve_pool_source
-from .gate import EXIT_BREACH, EXIT_PASS, Check, collect_figures, evaluate, render_table, resource_checks
+from .api_setup import check_preflight, metrics_scraper, prepare_api
+from .broker import PoolBroker
+from .credentials import load_catalog, resolve_pool_source
+from .figures import collect_figures
+from .gate import EXIT_BREACH, EXIT_PASS, Check, evaluate, render_table, resource_checks
 from .metrics import install_metrics
 from .options import ScenarioOptions, add_options
-from .platform_metrics import PlatformMetricsScraper, PlatformResources
-from .pool import PoolBroker, broker_for, install_pool_master, install_pool_worker
-from .results import Baseline, build_results, compare_with_baseline, load_baseline, write_results
-from .routes import Routes, load_routes
-from .shapes import LoadProfile, ProfileShape, resolve_profile
+from .pool import broker_for, install_pool_master, install_pool_worker
+from .report import platform_resources, results_meta, run_notes
+from .results import build_results, compare_with_baseline, load_baseline, write_results
+from .routes import load_routes
+from .runstate import RunState
+from .shapes import ProfileShape, resolve_profile
 
-__all__ = ["EXIT_SCENARIO_ERROR", "RunState", "fail_run", "run_state"]
+__all__ = ["EXIT_SCENARIO_ERROR", "fail_run", "run_state"]
 
 log = logging.getLogger(__name__)
 
 EXIT_SCENARIO_ERROR = 2
 SCENARIO_CLASSES = ("AgenticPlatformUser", "ReadOnlyUser", "TenantIsolationProbe")
 DEFAULT_CLASSES = ("AgenticPlatformUser",)
-
-
-@dataclass
-class RunState:
-    """What the hooks know about this process's run."""
-
-    options: ScenarioOptions
-    routes: Routes = field(default_factory=Routes)
-    source: PoolSource | None = None
-    catalog: TenantCatalog = field(default_factory=TenantCatalog)
-    profile: LoadProfile | None = None
-    baseline: Baseline | None = None
-    failure: str | None = None
-    checks: list[Check] | None = None
-    notes: list[str] = field(default_factory=list)
-    stopping: bool = False
-    first_account: Account | None = None
-    api: ApiSetup | None = None
-    scraper: PlatformMetricsScraper | None = None
 
 
 _STATES: weakref.WeakKeyDictionary[Environment, RunState] = weakref.WeakKeyDictionary()
@@ -147,7 +129,7 @@ def _configure_shape(environment: Environment, state: RunState, worker: bool) ->
 def _choose_user_classes(environment: Environment, opts: ScenarioOptions, worker: bool) -> None:
     available = environment.available_user_classes or {}
     classes = environment.user_classes
-    from .users import TenantIsolationProbe
+    from .isolation import TenantIsolationProbe
 
     if worker:
         # a worker must be able to run whatever the master dispatches
@@ -184,7 +166,7 @@ def _setup(environment: Environment) -> None:
     if opts.baseline:
         state.baseline = load_baseline(opts.baseline)
     state.source = resolve_pool_source(opts.credentials, opts.state_dir)
-    accounts = load_accounts(state.source.credentials)
+    accounts = read_credentials(state.source.credentials)
     state.catalog = load_catalog(state.source.manifest)
     state.first_account = accounts[0]
     if environment.host:
@@ -271,92 +253,6 @@ def _on_test_stop(environment: Environment, **_kw: Any) -> None:
         state.scraper.stop()
 
 
-def _resources(state: RunState) -> PlatformResources:
-    if state.scraper is not None:
-        return state.scraper.resources()
-    return PlatformResources.off("--platform-metrics off" if state.options.platform_metrics else "no test started")
-
-
-def _rate_limit_note(figures: Any, api: ApiSetup | None) -> str:
-    limits = sorted({x for r in figures.rate_limited_endpoints for x in r.limits if x != "not given"})
-    statuses = sorted(figures.rate_limit_statuses)
-    shown = ", ".join(f"HTTP {c}" for c in statuses) or "refusals"
-    head = (
-        f"{figures.rate_limited} answers were refused by the platform's rate limiter ({shown}, "
-        f"X-RateLimit-Limit {', '.join(limits) or 'not given'}): they measure the limiter, not the API"
-    )
-    v1_like = (api is not None and api.discovery.dialect == "v1") or any(c != 429 for c in statuses)
-    if v1_like:
-        return (
-            head + "; this platform's limiter (v1) counts per client IP and path, is always on and cannot be "
-            "turned off by configuration (RATE_LIMIT_ENABLED is read by nothing): load it from several source "
-            "addresses, or run a build of the platform under test with its limiter patched out."
-        )
-    return head + "; run the platform with RATE_LIMIT_ENABLED=false (or higher RATE_LIMIT_PER_MINUTE/_PER_HOUR)."
-
-
-def _notes(state: RunState, figures: Any, broker: PoolBroker | None, exceptions: int, host: str | None) -> list[str]:
-    notes: list[str] = []
-    if state.api is not None and state.options.gate:  # under the table; with --no-gate it is in the log
-        notes.append(state.api.discovery.line)
-        notes.extend(state.api.warnings)
-    if figures.rate_limited:
-        notes.append(_rate_limit_note(figures, state.api))
-    if figures.totals.requests + (figures.logins.requests if figures.logins else 0) > 0 and not any(
-        e.requests > e.failures for e in figures.endpoints
-    ):
-        notes.append(f"No request succeeded: is the platform at {host} up and reachable?")
-    if broker is not None and broker.reclaimed:
-        notes.append(
-            f"{broker.reclaimed} leases were taken back from Locust workers that vanished, "
-            f"and their accounts handed out again."
-        )
-    if broker is not None and broker.reused:
-        notes.append(
-            f"The pool was short: {broker.reused} leases shared an account already in use "
-            f"(--pool-exhausted reuse); those sessions were not distinct."
-        )
-    if figures.isolation_breaches:
-        notes.append(
-            f"{figures.isolation_breaches} answers gave a user another tenant's object: tenant isolation is broken."
-        )
-    if exceptions:
-        notes.append(f"{exceptions} exceptions were raised in the scenario code (see the log): exit code 2.")
-    if state.failure:
-        notes.append(state.failure)
-    if state.options.gate:
-        notes.extend(n for n in _resource_notes(state) if n)
-    return notes
-
-
-def _resource_notes(state: RunState) -> list[str | None]:
-    if state.scraper is None:
-        return []
-    res = state.scraper.resources()
-    return [res.db_pool_pct.note, res.memory_bytes.note, res.cpu_pct.note, state.scraper.slow_note()]
-
-
-def _meta(environment: Environment, state: RunState, broker: PoolBroker | None) -> dict[str, Any]:
-    opts = state.options
-    return {
-        "tool": "agentic-loadkit",
-        "toolkit_version": __version__,
-        "locust_version": locust.__version__,
-        "run_id": state.catalog.run_id,
-        "credentials": str(state.source.credentials) if state.source else None,
-        "host": environment.host,
-        "load_profile": state.profile.name if state.profile else None,
-        "time_scale": opts.time_scale if state.profile else None,
-        "user_classes": [c.__name__ for c in environment.user_classes],
-        "wait_time_s": [opts.wait_min, opts.wait_max],
-        "pool": asdict(broker.snapshot()) if broker else None,
-        "baseline": str(state.baseline.path) if state.baseline else None,
-        "failure": state.failure,
-        "api": state.api.as_dict() if state.api else None,
-        "platform_metrics": _resources(state).as_dict(),
-    }
-
-
 @events.quitting.add_listener
 def _on_quitting(environment: Environment, **_kw: Any) -> None:
     state = _STATES.get(environment)
@@ -373,7 +269,7 @@ def _on_quitting(environment: Environment, **_kw: Any) -> None:
     figures = collect_figures(environment.stats, state.routes.login_names)
     checks: list[Check] = evaluate(figures, state.options.targets) if state.options.gate else []
     if state.options.gate and not state.failure:
-        checks += resource_checks(_resources(state), state.options.targets)
+        checks += resource_checks(platform_resources(state), state.options.targets)
     if state.options.gate and state.baseline is not None:
         checks += compare_with_baseline(figures, state.baseline, state.options.max_regression)
     if state.failure:
@@ -384,12 +280,12 @@ def _on_quitting(environment: Environment, **_kw: Any) -> None:
         code = None
     else:
         code = EXIT_BREACH if any(c.passed is False for c in checks) else EXIT_PASS
-    state.notes = _notes(state, figures, broker, exceptions, environment.host)
+    state.notes = run_notes(state, figures, broker, exceptions, environment.host)
     state.checks = checks if state.options.gate else None
     if code is not None:
         environment.process_exit_code = code
     if state.options.results_json:
-        doc = build_results(figures, checks, meta=_meta(environment, state, broker), exit_code=code or 0)
+        doc = build_results(figures, checks, meta=results_meta(environment, state, broker), exit_code=code or 0)
         try:
             path = write_results(state.options.results_json, doc)
             log.info("Results written to %s.", path)

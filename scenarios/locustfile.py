@@ -21,7 +21,8 @@ Typical runs (the pool defaults to the newest ``provision up`` run)::
 from __future__ import annotations
 
 from agentic_loadkit.scenarios import hooks as _hooks  # noqa: F401  (registers the event listeners)
+from agentic_loadkit.scenarios.isolation import TenantIsolationProbe
 from agentic_loadkit.scenarios.shapes import ProfileShape
-from agentic_loadkit.scenarios.users import AgenticPlatformUser, ReadOnlyUser, TenantIsolationProbe
+from agentic_loadkit.scenarios.users import AgenticPlatformUser, ReadOnlyUser
 
 __all__ = ["AgenticPlatformUser", "ProfileShape", "ReadOnlyUser", "TenantIsolationProbe"]

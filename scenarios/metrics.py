@@ -23,7 +23,9 @@ from typing import Any
 
 from locust.env import Environment
 from locust.runners import MasterRunner
+from locust.stats import RequestStats
 
+from .broker import PoolBroker
 from .pool import broker_for
 
 __all__ = ["CONTENT_TYPE", "install_metrics", "render_metrics"]
@@ -64,14 +66,11 @@ class _Writer:
         return "\n".join(self.lines) + "\n"
 
 
-def render_metrics(environment: Environment) -> str:
-    """The exposition text for the environment's runner, statistics and pool."""
-    stats = environment.stats
-    runner = environment.runner
+def _endpoint_series(out: _Writer, stats: RequestStats) -> None:
+    """Counts, current rates and percentiles per endpoint, then the ``Aggregated`` line."""
     entries = sorted(stats.entries.values(), key=lambda e: (e.name, e.method))
     lines = [*entries, stats.total]
     ids = [{"method": e.method or "", "name": e.name} for e in lines]
-    out = _Writer()
     out.family(
         "locust_requests_total",
         "counter",
@@ -101,32 +100,44 @@ def render_metrics(environment: Environment) -> str:
         "Response-time percentiles over the whole run, per endpoint.",
         percentiles,
     )
+
+
+def _pool_series(out: _Writer, broker: PoolBroker) -> None:
+    """The credentials pool's books (only where the broker lives: the master or the local runner)."""
+    snap = broker.snapshot()
+    out.family(
+        "loadkit_pool_accounts",
+        "gauge",
+        "Credentials-pool accounts by state.",
+        [({"state": "in_use"}, snap.in_use), ({"state": "free"}, snap.free)],
+    )
+    out.family("loadkit_pool_size", "gauge", "Accounts in the credentials pool.", [({}, snap.size)])
+    out.family(
+        "loadkit_pool_leases",
+        "gauge",
+        "Accounts leased to live users (above in_use only when reused).",
+        [({}, broker.leases)],
+    )
+    out.family(
+        "loadkit_pool_reused_total",
+        "counter",
+        "Leases of an account already in use (--pool-exhausted reuse).",
+        [({}, snap.reused)],
+    )
+
+
+def render_metrics(environment: Environment) -> str:
+    """The exposition text for the environment's runner, statistics and pool."""
+    runner = environment.runner
+    out = _Writer()
+    _endpoint_series(out, environment.stats)
     users = runner.user_count if runner is not None else 0
     out.family("locust_users", "gauge", "Simulated users running.", [({}, users)])
     workers = runner.worker_count if isinstance(runner, MasterRunner) else 0
     out.family("locust_workers", "gauge", "Workers connected to the master (0 when not distributed).", [({}, workers)])
     broker = broker_for(environment)
     if broker is not None:
-        snap = broker.snapshot()
-        out.family(
-            "loadkit_pool_accounts",
-            "gauge",
-            "Credentials-pool accounts by state.",
-            [({"state": "in_use"}, snap.in_use), ({"state": "free"}, snap.free)],
-        )
-        out.family("loadkit_pool_size", "gauge", "Accounts in the credentials pool.", [({}, snap.size)])
-        out.family(
-            "loadkit_pool_leases",
-            "gauge",
-            "Accounts leased to live users (above in_use only when reused).",
-            [({}, broker.leases)],
-        )
-        out.family(
-            "loadkit_pool_reused_total",
-            "counter",
-            "Leases of an account already in use (--pool-exhausted reuse).",
-            [({}, snap.reused)],
-        )
+        _pool_series(out, broker)
     return out.text()
 
 

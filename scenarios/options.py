@@ -15,12 +15,225 @@ from typing import Any
 
 from agentic_loadkit.provisioning.errors import InputError
 
+from .broker import POLICIES
 from .gate import GateTargets
-from .pool import POLICIES
+from .shapes import check_time_scale
 
-__all__ = ["ScenarioOptions", "add_options", "parse_wait_time"]
+__all__ = ["DEFAULTS", "OPTIONS", "OptionSpec", "ScenarioOptions", "add_options", "parse_wait_time"]
 
 DEFAULT_WAIT_TIME = "0-0.1"
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One option of the group: ``add_argument``'s flag and keywords, as data."""
+
+    flag: str
+    help: str
+    default: Any = None
+    type: type | None = None
+    metavar: str | None = None
+    env_var: str | None = None
+    choices: tuple[str, ...] | None = None
+    action: str | None = None
+
+    @property
+    def dest(self) -> str:
+        return self.flag.removeprefix("--").replace("-", "_")
+
+    def keywords(self) -> dict[str, Any]:
+        names = ("type", "metavar", "env_var", "choices", "action")
+        given = {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+        return {**given, "default": self.default, "help": self.help}
+
+
+OPTIONS: tuple[OptionSpec, ...] = (
+    OptionSpec(
+        "--credentials",
+        "Credentials pool: a credentials.csv or a run directory. "
+        "Default: the newest ready run under the state directory.",
+        metavar="PATH",
+        env_var="LOADKIT_CREDENTIALS",
+    ),
+    OptionSpec(
+        "--state-dir",
+        "The toolkit's state directory (default ./.provision), searched for the newest run.",
+        metavar="DIR",
+        env_var="PROVISION_STATE_DIR",
+    ),
+    OptionSpec(
+        "--pool-exhausted",
+        "When more users run than the pool has accounts: 'fail' stops the test (exit 12), "
+        "'reuse' shares accounts and counts it. Default: fail.",
+        default="fail",
+        choices=POLICIES,
+    ),
+    OptionSpec(
+        "--pool-timeout",
+        "How long a worker's user waits for the master to lease an account. Default: 60.",
+        60.0,
+        float,
+        "SECONDS",
+    ),
+    OptionSpec(
+        "--routes",
+        "Endpoint paths and answer keys for platforms whose paths differ from the contract.",
+        metavar="FILE.toml",
+    ),
+    OptionSpec(
+        "--openapi",
+        "The platform's OpenAPI document, read before any load to learn its dialect "
+        "('off': assume the guide's). Default: probe /v1/openapi.json, /openapi.json, /api/v1/openapi.json.",
+        metavar="URL",
+    ),
+    OptionSpec(
+        "--warm-up-timeout",
+        "Bound of the warm-up (one login, one list) before users spawn; no answer by then: exit 16. "
+        "0 skips the warm-up. Default: 15.",
+        15.0,
+        float,
+        "SECONDS",
+    ),
+    OptionSpec(
+        "--platform-metrics",
+        "The platform's Prometheus /metrics, scraped during the run for the DB pool, memory and CPU "
+        "gate rows ('off': not scraped). Default: the host's /metrics.",
+        metavar="URL",
+    ),
+    OptionSpec(
+        "--platform-metrics-interval",
+        "Seconds between two scrapes of --platform-metrics. Default: 5.",
+        5.0,
+        float,
+        "SECONDS",
+    ),
+    OptionSpec(
+        "--db-pool-capacity",
+        "The platform's DB pool capacity when its /metrics does not say "
+        "(v1: DATABASE_POOL_SIZE 20 + DATABASE_MAX_OVERFLOW 10). Default: 30.",
+        30,
+        int,
+        "N",
+    ),
+    OptionSpec(
+        "--load-profile",
+        "Run one of the guide's profiles as a load shape: light, medium, heavy, spike.",
+        metavar="NAME",
+        env_var="LOADKIT_LOAD_PROFILE",
+    ),
+    OptionSpec(
+        "--time-scale",
+        "Multiply the profile's durations by FACTOR (and divide its spawn rates), "
+        "e.g. 0.1 for a CI run at a tenth of the length. Default: 1.",
+        1.0,
+        float,
+        "FACTOR",
+    ),
+    OptionSpec(
+        "--wait-time",
+        "Think time between a user's tasks in seconds: 'MIN-MAX' (uniform) or one number. "
+        f"Default: {DEFAULT_WAIT_TIME}.",
+        DEFAULT_WAIT_TIME,
+        metavar="MIN-MAX",
+    ),
+    OptionSpec(
+        "--request-timeout",
+        "Network timeout of every request; a slower answer counts as a failure. Default: 10.",
+        10.0,
+        float,
+        "SECONDS",
+    ),
+    OptionSpec(
+        "--isolation-probes",
+        "Also run N TenantIsolationProbe users (they request other tenants' objects "
+        "and fail on any answer but 404/403). Default: 0.",
+        0,
+        int,
+        "N",
+    ),
+    OptionSpec("--no-gate", "Do not judge the run: Locust's own exit codes apply.", False, action="store_true"),
+    OptionSpec(
+        "--gate-p95-ms", "Target: p95 of all endpoints but logins, in ms. Default: 500.", GateTargets.p95_ms, float
+    ),
+    OptionSpec(
+        "--gate-endpoint-p95-ms",
+        "Target: p95 of each endpoint, in ms. Default: 500.",
+        GateTargets.endpoint_p95_ms,
+        float,
+    ),
+    OptionSpec(
+        "--gate-error-rate",
+        "Target: error rate of all endpoints but logins, in percent. Default: 1.",
+        GateTargets.error_rate_pct,
+        float,
+        "PCT",
+    ),
+    OptionSpec(
+        "--gate-min-rps",
+        "Target: requests/s of all endpoints but logins. Default: 100.",
+        GateTargets.min_rps,
+        float,
+    ),
+    OptionSpec(
+        "--gate-login-p95-ms",
+        "Target: p95 of logins, in ms. Default: 2000.",
+        GateTargets.login_p95_ms,
+        float,
+    ),
+    OptionSpec(
+        "--gate-login-error-rate",
+        "Target: error rate of logins, in percent. Default: 1.",
+        GateTargets.login_error_rate_pct,
+        float,
+        "PCT",
+    ),
+    OptionSpec(
+        "--gate-db-pool-pct",
+        "Target: the platform's DB connection pool use, in percent of its capacity. Default: 80.",
+        GateTargets.db_pool_pct,
+        float,
+        "PCT",
+    ),
+    OptionSpec(
+        "--gate-memory-mb",
+        "Target: the platform's resident memory per process, in MB. Default: 1024.",
+        GateTargets.memory_mb,
+        float,
+        "MB",
+    ),
+    OptionSpec(
+        "--gate-cpu-pct",
+        "Target: the platform's CPU per process, in percent of one core. Default: 70.",
+        GateTargets.cpu_pct,
+        float,
+        "PCT",
+    ),
+    OptionSpec(
+        "--results-json",
+        "Write the run's figures, the gate's verdicts and the data's run id to PATH.",
+        metavar="PATH",
+    ),
+    OptionSpec("--baseline", "An earlier --results-json file: fail on a p95 or throughput regression.", metavar="PATH"),
+    OptionSpec(
+        "--max-regression", "Regression allowed against --baseline, in percent. Default: 10.", 10.0, float, "PCT"
+    ),
+)
+"""The group's options in ``--help`` order; ``ScenarioOptions`` takes their defaults from here too."""
+
+DEFAULTS: dict[str, Any] = {spec.dest: spec.default for spec in OPTIONS}
+
+_GATE_TARGET_OPTIONS = {
+    "p95_ms": "gate_p95_ms",
+    "endpoint_p95_ms": "gate_endpoint_p95_ms",
+    "error_rate_pct": "gate_error_rate",
+    "min_rps": "gate_min_rps",
+    "login_p95_ms": "gate_login_p95_ms",
+    "login_error_rate_pct": "gate_login_error_rate",
+    "db_pool_pct": "gate_db_pool_pct",
+    "memory_mb": "gate_memory_mb",
+    "cpu_pct": "gate_cpu_pct",
+}
+"""Each ``GateTargets`` field and the option (namespace attribute) that sets it."""
 
 
 def add_options(parser: Any) -> None:
@@ -29,196 +242,8 @@ def add_options(parser: Any) -> None:
         "Agentic loadkit",
         "Options of the agentic-loadkit scenarios (credentials pool, load profiles, pass/fail gate).",
     )
-    group.add_argument(
-        "--credentials",
-        metavar="PATH",
-        env_var="LOADKIT_CREDENTIALS",
-        default=None,
-        help="Credentials pool: a credentials.csv or a run directory. "
-        "Default: the newest ready run under the state directory.",
-    )
-    group.add_argument(
-        "--state-dir",
-        metavar="DIR",
-        env_var="PROVISION_STATE_DIR",
-        default=None,
-        help="The toolkit's state directory (default ./.provision), searched for the newest run.",
-    )
-    group.add_argument(
-        "--pool-exhausted",
-        choices=POLICIES,
-        default="fail",
-        help="When more users run than the pool has accounts: 'fail' stops the test (exit 12), "
-        "'reuse' shares accounts and counts it. Default: fail.",
-    )
-    group.add_argument(
-        "--pool-timeout",
-        type=float,
-        metavar="SECONDS",
-        default=60.0,
-        help="How long a worker's user waits for the master to lease an account. Default: 60.",
-    )
-    group.add_argument(
-        "--routes",
-        metavar="FILE.toml",
-        default=None,
-        help="Endpoint paths and answer keys for platforms whose paths differ from the contract.",
-    )
-    group.add_argument(
-        "--openapi",
-        metavar="URL",
-        default=None,
-        help="The platform's OpenAPI document, read before any load to learn its dialect "
-        "('off': assume the guide's). Default: probe /v1/openapi.json, /openapi.json, /api/v1/openapi.json.",
-    )
-    group.add_argument(
-        "--warm-up-timeout",
-        type=float,
-        metavar="SECONDS",
-        default=15.0,
-        help="Bound of the warm-up (one login, one list) before users spawn; no answer by then: exit 16. "
-        "0 skips the warm-up. Default: 15.",
-    )
-    group.add_argument(
-        "--platform-metrics",
-        metavar="URL",
-        default=None,
-        help="The platform's Prometheus /metrics, scraped during the run for the DB pool, memory and CPU "
-        "gate rows ('off': not scraped). Default: the host's /metrics.",
-    )
-    group.add_argument(
-        "--platform-metrics-interval",
-        type=float,
-        metavar="SECONDS",
-        default=5.0,
-        help="Seconds between two scrapes of --platform-metrics. Default: 5.",
-    )
-    group.add_argument(
-        "--db-pool-capacity",
-        type=int,
-        metavar="N",
-        default=30,
-        help="The platform's DB pool capacity when its /metrics does not say "
-        "(v1: DATABASE_POOL_SIZE 20 + DATABASE_MAX_OVERFLOW 10). Default: 30.",
-    )
-    group.add_argument(
-        "--load-profile",
-        metavar="NAME",
-        env_var="LOADKIT_LOAD_PROFILE",
-        default=None,
-        help="Run one of the guide's profiles as a load shape: light, medium, heavy, spike.",
-    )
-    group.add_argument(
-        "--time-scale",
-        type=float,
-        metavar="FACTOR",
-        default=1.0,
-        help="Multiply the profile's durations by FACTOR (and divide its spawn rates), "
-        "e.g. 0.1 for a CI run at a tenth of the length. Default: 1.",
-    )
-    group.add_argument(
-        "--wait-time",
-        metavar="MIN-MAX",
-        default=DEFAULT_WAIT_TIME,
-        help="Think time between a user's tasks in seconds: 'MIN-MAX' (uniform) or one number. "
-        f"Default: {DEFAULT_WAIT_TIME}.",
-    )
-    group.add_argument(
-        "--request-timeout",
-        type=float,
-        metavar="SECONDS",
-        default=10.0,
-        help="Network timeout of every request; a slower answer counts as a failure. Default: 10.",
-    )
-    group.add_argument(
-        "--isolation-probes",
-        type=int,
-        metavar="N",
-        default=0,
-        help="Also run N TenantIsolationProbe users (they request other tenants' objects "
-        "and fail on any answer but 404/403). Default: 0.",
-    )
-    group.add_argument(
-        "--no-gate", action="store_true", default=False, help="Do not judge the run: Locust's own exit codes apply."
-    )
-    group.add_argument(
-        "--gate-p95-ms",
-        type=float,
-        default=GateTargets.p95_ms,
-        help="Target: p95 of all endpoints but logins, in ms. Default: 500.",
-    )
-    group.add_argument(
-        "--gate-endpoint-p95-ms",
-        type=float,
-        default=GateTargets.endpoint_p95_ms,
-        help="Target: p95 of each endpoint, in ms. Default: 500.",
-    )
-    group.add_argument(
-        "--gate-error-rate",
-        type=float,
-        metavar="PCT",
-        default=GateTargets.error_rate_pct,
-        help="Target: error rate of all endpoints but logins, in percent. Default: 1.",
-    )
-    group.add_argument(
-        "--gate-min-rps",
-        type=float,
-        default=GateTargets.min_rps,
-        help="Target: requests/s of all endpoints but logins. Default: 100.",
-    )
-    group.add_argument(
-        "--gate-login-p95-ms",
-        type=float,
-        default=GateTargets.login_p95_ms,
-        help="Target: p95 of logins, in ms. Default: 2000.",
-    )
-    group.add_argument(
-        "--gate-login-error-rate",
-        type=float,
-        metavar="PCT",
-        default=GateTargets.login_error_rate_pct,
-        help="Target: error rate of logins, in percent. Default: 1.",
-    )
-    group.add_argument(
-        "--gate-db-pool-pct",
-        type=float,
-        metavar="PCT",
-        default=GateTargets.db_pool_pct,
-        help="Target: the platform's DB connection pool use, in percent of its capacity. Default: 80.",
-    )
-    group.add_argument(
-        "--gate-memory-mb",
-        type=float,
-        metavar="MB",
-        default=GateTargets.memory_mb,
-        help="Target: the platform's resident memory per process, in MB. Default: 1024.",
-    )
-    group.add_argument(
-        "--gate-cpu-pct",
-        type=float,
-        metavar="PCT",
-        default=GateTargets.cpu_pct,
-        help="Target: the platform's CPU per process, in percent of one core. Default: 70.",
-    )
-    group.add_argument(
-        "--results-json",
-        metavar="PATH",
-        default=None,
-        help="Write the run's figures, the gate's verdicts and the data's run id to PATH.",
-    )
-    group.add_argument(
-        "--baseline",
-        metavar="PATH",
-        default=None,
-        help="An earlier --results-json file: fail on a p95 or throughput regression.",
-    )
-    group.add_argument(
-        "--max-regression",
-        type=float,
-        metavar="PCT",
-        default=10.0,
-        help="Regression allowed against --baseline, in percent. Default: 10.",
-    )
+    for spec in OPTIONS:
+        group.add_argument(spec.flag, **spec.keywords())
 
 
 def parse_wait_time(spec: str) -> tuple[float, float]:
@@ -262,68 +287,61 @@ class ScenarioOptions:
 
     @classmethod
     def from_namespace(cls, ns: argparse.Namespace | None) -> ScenarioOptions:
-        def get(name: str, default: Any = None) -> Any:
-            return getattr(ns, name, default) if ns is not None else default
+        def get(name: str) -> Any:
+            return getattr(ns, name, DEFAULTS[name]) if ns is not None else DEFAULTS[name]
 
-        wait_min, wait_max = parse_wait_time(get("wait_time", DEFAULT_WAIT_TIME))
-        targets = GateTargets(
-            p95_ms=float(get("gate_p95_ms", GateTargets.p95_ms)),
-            endpoint_p95_ms=float(get("gate_endpoint_p95_ms", GateTargets.endpoint_p95_ms)),
-            error_rate_pct=float(get("gate_error_rate", GateTargets.error_rate_pct)),
-            min_rps=float(get("gate_min_rps", GateTargets.min_rps)),
-            login_p95_ms=float(get("gate_login_p95_ms", GateTargets.login_p95_ms)),
-            login_error_rate_pct=float(get("gate_login_error_rate", GateTargets.login_error_rate_pct)),
-            db_pool_pct=float(get("gate_db_pool_pct", GateTargets.db_pool_pct)),
-            memory_mb=float(get("gate_memory_mb", GateTargets.memory_mb)),
-            cpu_pct=float(get("gate_cpu_pct", GateTargets.cpu_pct)),
-        )
+        wait_min, wait_max = parse_wait_time(get("wait_time"))
+        targets = GateTargets(**{field: float(get(option)) for field, option in _GATE_TARGET_OPTIONS.items()})
         for name, value in vars(targets).items():
             if not value >= 0:
                 raise InputError(f"The gate target {name} must be a non-negative number, not {value}.")
         opts = cls(
             credentials=get("credentials"),
             state_dir=get("state_dir"),
-            pool_exhausted=str(get("pool_exhausted", "fail")),
-            pool_timeout=float(get("pool_timeout", 60.0)),
+            pool_exhausted=str(get("pool_exhausted")),
+            pool_timeout=float(get("pool_timeout")),
             routes=get("routes"),
             openapi=get("openapi") or None,
-            warm_up_timeout=float(get("warm_up_timeout", 15.0)),
+            warm_up_timeout=float(get("warm_up_timeout")),
             platform_metrics=get("platform_metrics") or None,
-            platform_metrics_interval=float(get("platform_metrics_interval", 5.0)),
-            db_pool_capacity=int(get("db_pool_capacity", 30)),
+            platform_metrics_interval=float(get("platform_metrics_interval")),
+            db_pool_capacity=int(get("db_pool_capacity")),
             load_profile=get("load_profile") or None,
-            time_scale=float(get("time_scale", 1.0)),
+            time_scale=float(get("time_scale")),
             wait_min=wait_min,
             wait_max=wait_max,
-            request_timeout=float(get("request_timeout", 10.0)),
-            isolation_probes=int(get("isolation_probes", 0) or 0),
-            gate=not bool(get("no_gate", False)),
+            request_timeout=float(get("request_timeout")),
+            isolation_probes=int(get("isolation_probes") or 0),
+            gate=not bool(get("no_gate")),
             targets=targets,
             results_json=get("results_json") or None,
             baseline=get("baseline") or None,
-            max_regression=float(get("max_regression", 10.0)),
+            max_regression=float(get("max_regression")),
         )
-        if opts.pool_exhausted not in POLICIES:
-            raise InputError(f"--pool-exhausted must be one of {', '.join(POLICIES)}, not '{opts.pool_exhausted}'.")
-        if not opts.pool_timeout > 0:
-            raise InputError(f"--pool-timeout must be positive, not {opts.pool_timeout}.")
-        if not opts.request_timeout > 0:
-            raise InputError(f"--request-timeout must be positive, not {opts.request_timeout}.")
-        if opts.isolation_probes < 0:
-            raise InputError(f"--isolation-probes must be 0 or more, not {opts.isolation_probes}.")
-        if not opts.max_regression >= 0:
-            raise InputError(f"--max-regression must be a non-negative percentage, not {opts.max_regression}.")
-        if not opts.warm_up_timeout >= 0:
-            raise InputError(f"--warm-up-timeout must be 0 (no warm-up) or more seconds, not {opts.warm_up_timeout}.")
-        if not opts.platform_metrics_interval >= 0.5:
+        opts.validate()
+        return opts
+
+    def validate(self) -> None:
+        """``InputError`` with one sentence on the first bad value."""
+        if self.pool_exhausted not in POLICIES:
+            raise InputError(f"--pool-exhausted must be one of {', '.join(POLICIES)}, not '{self.pool_exhausted}'.")
+        if not self.pool_timeout > 0:
+            raise InputError(f"--pool-timeout must be positive, not {self.pool_timeout}.")
+        if not self.request_timeout > 0:
+            raise InputError(f"--request-timeout must be positive, not {self.request_timeout}.")
+        if self.isolation_probes < 0:
+            raise InputError(f"--isolation-probes must be 0 or more, not {self.isolation_probes}.")
+        if not self.max_regression >= 0:
+            raise InputError(f"--max-regression must be a non-negative percentage, not {self.max_regression}.")
+        if not self.warm_up_timeout >= 0:
+            raise InputError(f"--warm-up-timeout must be 0 (no warm-up) or more seconds, not {self.warm_up_timeout}.")
+        if not self.platform_metrics_interval >= 0.5:
             raise InputError(
-                f"--platform-metrics-interval must be at least 0.5 seconds, not {opts.platform_metrics_interval}."
+                f"--platform-metrics-interval must be at least 0.5 seconds, not {self.platform_metrics_interval}."
             )
-        if opts.db_pool_capacity < 1:
-            raise InputError(f"--db-pool-capacity must be 1 or more, not {opts.db_pool_capacity}.")
-        for name, value in (("--openapi", opts.openapi), ("--platform-metrics", opts.platform_metrics)):
+        if self.db_pool_capacity < 1:
+            raise InputError(f"--db-pool-capacity must be 1 or more, not {self.db_pool_capacity}.")
+        for name, value in (("--openapi", self.openapi), ("--platform-metrics", self.platform_metrics)):
             if value and value.lower() != "off" and not value.startswith(("http://", "https://")):
                 raise InputError(f"{name} must be an http(s) URL or 'off', not '{value}'.")
-        if not opts.time_scale > 0:
-            raise InputError(f"--time-scale must be a positive number, not {opts.time_scale}.")
-        return opts
+        check_time_scale(self.time_scale)

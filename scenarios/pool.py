@@ -1,7 +1,7 @@
 """The credentials pool: one provisioned account per live simulated user, across all workers.
 
-Why a broker on the master: the master spreads users unevenly over workers (locust
-#3209), worker indexes change on reconnect, and a worker learns the worker count only
+Why a broker on the master: the master spreads users unevenly over workers, worker
+indexes change on reconnect, and a worker learns the worker count only
 at ``test_start`` - so slicing the pool by ``worker_index`` gives duplicate logins.
 Instead the pool is loaded once, on the master (or the local runner), and
 
@@ -19,14 +19,13 @@ finds the pool dry first reclaims the accounts of dropped workers (and a timer d
 every second besides).  A worker that is only *missing* (no heartbeat for a few seconds)
 keeps its accounts: it may come back, and its users still hold them; Locust gives its
 users to others only once it drops it (about a minute later, when the worker has also
-stopped itself for want of the master's heartbeat).  Leases carry what a worker needs - the account, the
-tenant's object ids from the manifest (and, for isolation probes, other tenants' ids) and
-the routes - so worker hosts need no files.  Leases carry passwords: keep the master's
-port (5557) on a trusted network.
+stopped itself for want of the master's heartbeat).  The books themselves (leases,
+policies) are ``broker.py``'s.  Leases carry passwords: keep the master's port (5557)
+on a trusted network.
 
 When the pool runs dry, ``--pool-exhausted`` decides: ``fail`` (default) stops the test
-with exit code 12 and a sentence saying how many accounts were needed; ``reuse`` hands
-out the least-shared account again, and counts every such lease.
+with exit code 12 and a sentence saying how many accounts were needed; ``reuse`` shares
+accounts and counts it.
 """
 
 from __future__ import annotations
@@ -34,9 +33,7 @@ from __future__ import annotations
 import itertools
 import logging
 import weakref
-from collections import Counter, deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import gevent
@@ -45,24 +42,18 @@ from gevent.event import AsyncResult
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from .credentials import Account, TenantCatalog
-from .routes import Routes
+from .broker import LOCAL_HOLDER, Lease, PoolBroker
 
 __all__ = [
     "CHECKIN_MESSAGE",
     "CHECKOUT_MESSAGE",
     "LEASE_MESSAGE",
-    "POLICIES",
-    "Lease",
     "LocalPoolClient",
-    "PoolBroker",
     "PoolClient",
-    "PoolSnapshot",
     "WorkerPoolClient",
     "broker_for",
     "install_pool_master",
     "install_pool_worker",
-    "interleave_by_tenant",
     "pool_client_for",
 ]
 
@@ -71,224 +62,8 @@ log = logging.getLogger(__name__)
 CHECKOUT_MESSAGE = "loadkit_pool_checkout"
 LEASE_MESSAGE = "loadkit_pool_lease"
 CHECKIN_MESSAGE = "loadkit_pool_checkin"
-POLICIES = ("fail", "reuse")
-LOCAL_HOLDER = "local"
-"""The holder name of the local runner's (and the master's own) users."""
 RECLAIM_INTERVAL_S = 1.0
 """How often the master looks for accounts held by workers it dropped (besides every dry checkout)."""
-FOREIGN_SAMPLE = 40
-"""How many of other tenants' ids (per kind) an isolation probe receives."""
-
-
-@dataclass(frozen=True)
-class Lease:
-    """An account handed to one user, with the ids it may use and the routes to call."""
-
-    account: Account
-    agents: tuple[str, ...] = ()
-    workflows: tuple[str, ...] = ()
-    foreign_agents: tuple[str, ...] = ()
-    foreign_workflows: tuple[str, ...] = ()
-    reused: bool = False
-    routes: Routes = field(default_factory=Routes)
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "account": self.account.to_wire(),
-            "agents": list(self.agents),
-            "workflows": list(self.workflows),
-            "foreign_agents": list(self.foreign_agents),
-            "foreign_workflows": list(self.foreign_workflows),
-            "reused": self.reused,
-            "routes": self.routes.to_wire(),
-        }
-
-    @classmethod
-    def from_wire(cls, data: dict[str, Any]) -> Lease:
-        return cls(
-            account=Account.from_wire(data["account"]),
-            agents=tuple(data.get("agents", ())),
-            workflows=tuple(data.get("workflows", ())),
-            foreign_agents=tuple(data.get("foreign_agents", ())),
-            foreign_workflows=tuple(data.get("foreign_workflows", ())),
-            reused=bool(data.get("reused", False)),
-            routes=Routes.from_wire(data.get("routes", {})),
-        )
-
-
-@dataclass(frozen=True)
-class PoolSnapshot:
-    """The pool's books at one moment (for /metrics, the gate's table and the results JSON)."""
-
-    size: int
-    in_use: int
-    free: int
-    peak_in_use: int
-    """Most accounts that had a live holder at one moment (never above ``size``)."""
-    checkouts: int
-    reused: int
-    policy: str
-    exhausted_need: int | None
-    peak_leases: int = 0
-    """Most live leases at one moment (above ``peak_in_use`` only when ``reuse`` shared accounts)."""
-    reclaimed: int = 0
-    """Leases taken back from workers that vanished."""
-
-
-def interleave_by_tenant(accounts: Sequence[Account]) -> list[Account]:
-    """Order accounts round-robin over tenants, so that load spreads across tenants from the first user."""
-    by_tenant: dict[str, deque[Account]] = {}
-    for account in accounts:
-        by_tenant.setdefault(account.tenant_id, deque()).append(account)
-    queues = list(by_tenant.values())
-    ordered: list[Account] = []
-    while queues:
-        for queue in list(queues):
-            ordered.append(queue.popleft())
-            if not queue:
-                queues.remove(queue)
-    return ordered
-
-
-class PoolBroker:
-    """The master's (or local runner's) books: which account is free, which is held by whom.
-
-    Pure bookkeeping, no Locust: ``checkout`` returns ``None`` when the pool is dry under
-    the ``fail`` policy (the caller stops the test); ``checkin`` returns an account.
-    """
-
-    def __init__(
-        self,
-        accounts: Sequence[Account],
-        *,
-        catalog: TenantCatalog | None = None,
-        routes: Routes | None = None,
-        policy: str = "fail",
-    ) -> None:
-        if policy not in POLICIES:
-            raise ValueError(f"policy must be one of {POLICIES}, not {policy!r}")
-        self.accounts = {a.email: a for a in accounts}
-        self.catalog = catalog or TenantCatalog()
-        self.routes = routes or Routes()
-        self.policy = policy
-        self._free: deque[str] = deque(a.email for a in interleave_by_tenant(accounts))
-        self._holders: dict[str, Counter[str]] = {}
-        self._foreign: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
-        self.peak_in_use = 0
-        self.peak_leases = 0
-        self.reclaimed = 0
-        self.checkouts = 0
-        self.reused = 0
-        self.exhausted_need: int | None = None
-        self.planned_users = 0
-        self._live = 0
-
-    @property
-    def size(self) -> int:
-        return len(self.accounts)
-
-    @property
-    def in_use(self) -> int:
-        return len(self._holders)
-
-    @property
-    def free(self) -> int:
-        return len(self._free)
-
-    @property
-    def leases(self) -> int:
-        """Live leases; above ``in_use`` only when the ``reuse`` policy shares accounts."""
-        return self._live
-
-    def snapshot(self) -> PoolSnapshot:
-        return PoolSnapshot(
-            self.size,
-            self.in_use,
-            self.free,
-            self.peak_in_use,
-            self.checkouts,
-            self.reused,
-            self.policy,
-            self.exhausted_need,
-            self.peak_leases,
-            self.reclaimed,
-        )
-
-    def holders_of(self, email: str) -> dict[str, int]:
-        return dict(self._holders.get(email, {}))
-
-    def checkout(self, holder: str, *, probe: bool = False) -> Lease | None:
-        reused = False
-        if self._free:
-            email = self._free.popleft()
-        elif self.policy == "reuse" and self._holders:
-            email = min(self._holders, key=lambda e: sum(self._holders[e].values()))
-            reused = True
-            self.reused += 1
-        else:
-            self.exhausted_need = max(self.exhausted_need or 0, self._live + 1, self.planned_users)
-            return None
-        self._holders.setdefault(email, Counter())[holder] += 1
-        self.checkouts += 1
-        self._live += 1
-        self.peak_in_use = max(self.peak_in_use, len(self._holders))
-        self.peak_leases = max(self.peak_leases, self._live)
-        return self._lease(self.accounts[email], probe=probe, reused=reused)
-
-    def checkin(self, email: str, holder: str) -> bool:
-        """Take an account back from ``holder``; False if it did not hold it (a stale or duplicate checkin)."""
-        holders = self._holders.get(email)
-        if not holders or holders[holder] <= 0:
-            log.debug("ignoring a checkin of an account %s does not hold", holder)
-            return False
-        holders[holder] -= 1
-        self._live -= 1
-        if holders[holder] == 0:
-            del holders[holder]
-        if not holders:
-            del self._holders[email]
-            self._free.append(email)
-        return True
-
-    def release_holder(self, holder: str) -> int:
-        """Take back every account ``holder`` holds (a worker that vanished); returns how many."""
-        released = 0
-        for email in [e for e, c in self._holders.items() if holder in c]:
-            for _ in range(self._holders[email][holder]):
-                self.checkin(email, holder)
-                released += 1
-        self.reclaimed += released
-        return released
-
-    def release_vanished(self, present: set[str], keep: frozenset[str] = frozenset({LOCAL_HOLDER})) -> dict[str, int]:
-        """Take back the accounts of every holder not in ``present`` (the master's workers); per holder, how many."""
-        released: dict[str, int] = {}
-        for holder in self.holder_ids() - present - keep:
-            count = self.release_holder(holder)
-            if count:
-                released[holder] = count
-        return released
-
-    def holder_ids(self) -> set[str]:
-        return {h for c in self._holders.values() for h in c}
-
-    def _lease(self, account: Account, *, probe: bool, reused: bool) -> Lease:
-        own = self.catalog.objects_of(account.tenant_id)
-        foreign_agents: tuple[str, ...] = ()
-        foreign_workflows: tuple[str, ...] = ()
-        if probe:
-            foreign_agents, foreign_workflows = self._foreign_ids(account.tenant_id)
-        return Lease(account, own.agents, own.workflows, foreign_agents, foreign_workflows, reused, self.routes)
-
-    def _foreign_ids(self, tenant_id: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        cached = self._foreign.get(tenant_id)
-        if cached is None:
-            others = [t for tid, t in self.catalog.tenants.items() if tid != tenant_id]
-            agents = list(itertools.islice((a for t in others for a in t.agents), FOREIGN_SAMPLE))
-            workflows = list(itertools.islice((w for t in others for w in t.workflows), FOREIGN_SAMPLE))
-            cached = (tuple(agents), tuple(workflows))
-            self._foreign[tenant_id] = cached
-        return cached
 
 
 class PoolClient(Protocol):

@@ -21,7 +21,8 @@ from typing import Any
 
 from agentic_loadkit.provisioning.errors import InputError
 
-from .gate import Check, RunFigures
+from .figures import RunFigures
+from .gate import Check
 
 __all__ = ["RESULTS_FORMAT", "Baseline", "build_results", "compare_with_baseline", "load_baseline", "write_results"]
 

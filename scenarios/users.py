@@ -1,7 +1,7 @@
 """The simulated users: each one a distinct provisioned user of a real tenant.
 
-``AgenticBaseUser`` (abstract, on ``FastHttpUser``: several times the requests/s per
-core of ``HttpUser``) does the session work:
+``AgenticBaseUser`` (abstract, on ``FastHttpUser``, which costs the load generator
+less per request than ``HttpUser``) does the session work:
 
 * ``on_start`` checks one account out of the credentials pool (see ``pool.py``) and
   logs in as the platform's dialect says (a form or JSON, from the discovered routes;
@@ -25,7 +25,9 @@ answers within a deadline and a size cap).  A 401 right after a fresh login back
 like a failed login.  No exception escapes a user: a platform misbehaving under load must
 not kill greenlets (Locust's exit code 2).
 
-Class attributes a subclass may change: ``probe`` (ask the pool for other tenants'
+A scenario is a subclass of ``AgenticBaseUser`` with its own ``tasks`` (the guide's
+two users below; the isolation probe in ``isolation.py``).  Class attributes a subclass
+may change: ``probe`` (ask the pool for other tenants'
 ids too), ``max_known_agents`` (how many agent ids a user remembers),
 ``login_backoff_s`` (first and longest wait after a failed login), and the task
 weights in ``tasks``.  Per instance: ``lease`` (the account and ids) and ``routes``.
@@ -45,14 +47,15 @@ from locust import FastHttpUser
 from locust.env import Environment
 from locust.exception import StopUser
 
+from .broker import Lease
 from .dialects import AgentPayloads, login_request, rate_limit_refusal, token_from
-from .gate import ISOLATION_BREACH, ISOLATION_PREFIX
+from .figures import ISOLATION_BREACH
 from .http_guard import bearer_token_problem, guarded_request, redirect_reason
 from .options import DEFAULT_WAIT_TIME, parse_wait_time
-from .pool import Lease, pool_client_for
+from .pool import pool_client_for
 from .routes import RELOGIN_SUFFIX, Routes
 
-__all__ = ["AgenticBaseUser", "AgenticPlatformUser", "ReadOnlyUser", "TenantIsolationProbe"]
+__all__ = ["FRESH_TOKEN_REFUSED", "AgenticBaseUser", "AgenticPlatformUser", "ReadOnlyUser", "warn_once"]
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +63,7 @@ FRESH_TOKEN_REFUSED = "HTTP 401 for a freshly issued token (the platform refuses
 _warned: set[str] = set()
 
 
-def _warn_once(message: str) -> None:
+def warn_once(message: str) -> None:
     if message not in _warned:
         _warned.add(message)
         log.warning(message)
@@ -111,10 +114,10 @@ class AgenticBaseUser(FastHttpUser):
         try:
             self.lease = pool_client_for(self.environment).checkout(probe=self.probe)
         except CredentialsError as exc:
-            _warn_once(f"A simulated user got no account and stays idle: {exc}")
+            warn_once(f"A simulated user got no account and stays idle: {exc}")
             return
         except Exception as exc:  # never let on_start kill the greenlet (the account would leak)
-            _warn_once(f"A simulated user got no account and stays idle ({exc.__class__.__name__}: {exc}).")
+            warn_once(f"A simulated user got no account and stays idle ({exc.__class__.__name__}: {exc}).")
             return
         self.routes = self.lease.routes
         self._agent_ids = list(self.lease.agents)
@@ -128,7 +131,7 @@ class AgenticBaseUser(FastHttpUser):
             try:
                 pool_client_for(self.environment).checkin(lease)
             except Exception as exc:
-                _warn_once(f"An account could not be handed back to the pool ({exc.__class__.__name__}).")
+                warn_once(f"An account could not be handed back to the pool ({exc.__class__.__name__}).")
 
     def login(self, *, relogin: bool) -> bool:
         """Log in with the lease's account; True when a token was obtained."""
@@ -339,81 +342,4 @@ class ReadOnlyUser(AgenticBaseUser):
         AgenticBaseUser.list_agents: 20,
         AgenticBaseUser.list_workflows: 10,
         AgenticBaseUser.list_collections: 5,
-    }
-
-
-class TenantIsolationProbe(AgenticBaseUser):
-    """Requests other tenants' objects and fails on any answer but 404/403.
-
-    Its requests are named ``[isolation] ...``; a breach is a failure whose message starts
-    with "tenant isolation breached", and the gate gets a line "tenant isolation breaches = 0".
-    It also checks that lists never contain another tenant's ids.  Run it with
-    ``--isolation-probes N`` (N users beside the others) or by naming the class.
-    """
-
-    probe = True
-
-    def on_start(self) -> None:
-        super().on_start()
-        lease = self.lease
-        self._foreign_agents = list(lease.foreign_agents) if lease else []
-        self._foreign_workflows = list(lease.foreign_workflows) if lease else []
-        self._foreign = set(self._foreign_agents) | set(self._foreign_workflows)
-        if lease and not self._foreign:
-            _warn_once("The manifest lists no other tenant's objects: the isolation probe has nothing to probe.")
-
-    def probe_foreign_agent(self) -> None:
-        if self._foreign_agents:
-            r = self.routes
-            path = r.agent_path(random.choice(self._foreign_agents))
-            self.call("GET", path, ISOLATION_PREFIX + r.agent, expect=(403, 404), breach_on=(200,))
-
-    def probe_foreign_workflow(self) -> None:
-        if self._foreign_workflows:
-            r = self.routes
-            path = r.workflow_path(random.choice(self._foreign_workflows))
-            self.call("GET", path, ISOLATION_PREFIX + r.workflow, expect=(403, 404), breach_on=(200,))
-
-    def probe_own_lists(self) -> None:
-        r = self.routes
-        if self._auth is None:
-            if self.lease is None:
-                raise StopUser()
-            if time.monotonic() < self._next_login_at or not self.login(relogin=True):
-                return
-        for path, key in ((r.agents, r.agents_key), (r.workflows, r.workflows_key)):
-            with self._request("GET", path, ISOLATION_PREFIX + path, headers=self._auth) as resp:
-                self._judge_list(resp, key, path)
-
-    def _judge_list(self, resp: Any, key: str, path: str) -> None:
-        if resp.problem:
-            resp.failure(resp.problem)
-            return
-        if resp.status_code != 200:
-            if resp.status_code == 401 and self.lease is not None and self._token_accepted:
-                resp.success()  # token expired: log in again, the next probe counts
-                self.login(relogin=True)
-            elif resp.status_code == 401:
-                resp.failure(FRESH_TOKEN_REFUSED)
-                self._back_off()
-            elif refusal := rate_limit_refusal(resp.status_code, resp.headers, path):
-                resp.failure(refusal)
-            elif resp.status_code:
-                resp.failure(f"HTTP {resp.status_code}")
-            return
-        try:
-            items = resp.json().get(key, [])
-            leaked = [i for i in items if isinstance(i, dict) and str(i.get("id")) in self._foreign]
-        except (ValueError, TypeError, AttributeError):
-            resp.failure("HTTP 200 with a body that is not the expected JSON")
-            return
-        if leaked:
-            resp.failure(f"{ISOLATION_BREACH}: {path} listed another tenant's object")
-        else:
-            resp.success()
-
-    tasks = {  # type: ignore[assignment]  # noqa: RUF012
-        probe_foreign_agent: 3,
-        probe_foreign_workflow: 1,
-        probe_own_lists: 1,
     }

@@ -22,8 +22,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from agentic_loadkit.provisioning.errors import PlatformUnresponsive
+from agentic_loadkit.provisioning.runs.poolfile import CredentialRow
 
-from .credentials import Account
 from .dialects import login_request, rate_limit_refusal, token_from
 from .http_guard import bearer_token_problem
 from .probe_http import Answer, fetch
@@ -94,7 +94,7 @@ def _until_answered(url: str, deadline: float, **kwargs: Any) -> Answer:
         time.sleep(RETRY_PAUSE_S)
 
 
-def warm_up(host: str, routes: Routes, account: Account, *, timeout: float) -> WarmUp:
+def warm_up(host: str, routes: Routes, account: CredentialRow, *, timeout: float) -> WarmUp:
     """One login and one list; ``PlatformUnresponsive`` when the platform gave no HTTP answer in time."""
     base = host.rstrip("/")
     deadline = time.monotonic() + timeout

@@ -1,14 +1,24 @@
 """The credentials pool of a run: ``<state_dir>/runs/<run_id>/credentials.csv`` + ``manifest.json``.
 
-The format is fixed in ``/tmp/interfaces.md`` (the Locust scenarios read it):
+This module is the one owner of the pool's format: ``provision up`` writes it here, and
+the ``credentials`` command and the Locust scenarios read it here, with one set of rules.
 
-- ``credentials.csv`` (0600): ``email,password,tenant_id,tenant_slug,user_id,role``, one
-  row per *active* user of the run;
-- ``manifest.json`` (0600), written last: its presence means the run is ready.
+- ``credentials.csv`` (0600): a header starting ``email,password,tenant_id,tenant_slug,
+  user_id,role``, one row per *active* user of the run.  A hand-made pool may add columns
+  after those six; a row flagged inactive by an ``is_active``, ``active`` or ``status``
+  column never enters the pool.
+- ``manifest.json`` (0600), written last: its presence means the run is ready.  It names
+  the CSV (``credentials``) and lists, per tenant, ids of objects the scenarios may fetch.
+
+A pool is refused with one sentence (``CredentialsError``) when it is missing, not UTF-8,
+empty, truncated (its last line has no newline), not CSV (a field over the csv module's
+size limit), when its header is wrong, a row has the wrong number of fields or an empty
+email, password, tenant id or user id, or an email is listed twice (case folded: logins
+match emails without regard to case), and when it holds no active row.
 
 Directories are 0700 and files 0600 whatever the umask (``statedir`` helpers create
-them with explicit modes and replace files atomically).  This module never prints a
-password; ``export`` writes them only where the user asked (a file, or stdout).
+them with explicit modes and replace files atomically).  This module never puts a
+password into a message or a ``repr``; ``export`` writes them only where the user asked.
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from ..errors import CredentialsError, InputError, RunNotFound
 from ..target.statedir import ensure_private_dir, ensure_state_dir, runs_dir, write_private_file
@@ -32,6 +42,7 @@ __all__ = [
     "MANIFEST_FILE",
     "MANIFEST_FORMAT",
     "CredentialRow",
+    "credentials_path",
     "export_credentials",
     "find_run_dir",
     "read_credentials",
@@ -46,11 +57,14 @@ CREDENTIALS_FILE = "credentials.csv"
 MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = 1
 CSV_HEADER = ("email", "password", "tenant_id", "tenant_slug", "user_id", "role")
-ExportFormat = Literal["csv", "json"]
+_MANDATORY_VALUES = ("email", "password", "tenant_id", "user_id")
+_FALSE = {"false", "f", "0", "no", "n", "inactive"}
 
 
 @dataclass(frozen=True)
 class CredentialRow:
+    """One active user of a run: what a simulated user logs in with."""
+
     email: str
     password: str
     tenant_id: str
@@ -63,6 +77,14 @@ class CredentialRow:
 
     def as_tuple(self) -> tuple[str, ...]:
         return (self.email, self.password, self.tenant_id, self.tenant_slug, self.user_id, self.role)
+
+    def as_dict(self) -> dict[str, str]:
+        """The row keyed by the CSV header (the JSON export and the Locust messages carry this)."""
+        return dict(zip(CSV_HEADER, self.as_tuple(), strict=True))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CredentialRow:
+        return cls(*(str(data.get(column, "")) for column in CSV_HEADER))
 
 
 def run_dir(state_dir: Path, run_id: str) -> Path:
@@ -93,9 +115,7 @@ def write_credentials(state_dir: Path, run_id: str, rows: Iterable[CredentialRow
 def write_manifest(state_dir: Path, run_id: str, manifest: Mapping[str, Any]) -> Path:
     """Write ``manifest.json`` (0600): call it last, its presence marks the run ready."""
     directory = _prepare_run_dir(state_dir, run_id)
-    return write_private_file(
-        directory / MANIFEST_FILE, json.dumps(manifest, indent=2, sort_keys=False) + "\n"
-    )
+    return write_private_file(directory / MANIFEST_FILE, json.dumps(manifest, indent=2, sort_keys=False) + "\n")
 
 
 def remove_run_dir(state_dir: Path, run_id: str) -> bool:
@@ -113,6 +133,7 @@ def remove_run_dir(state_dir: Path, run_id: str) -> bool:
 
 
 def read_manifest(directory: Path) -> dict[str, Any]:
+    """The run's manifest; ``CredentialsError`` unless it is a format-1 manifest with a list of tenants."""
     path = Path(directory) / MANIFEST_FILE
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -120,46 +141,112 @@ def read_manifest(directory: Path) -> dict[str, Any]:
         raise CredentialsError(
             f"The run directory {directory} has no {MANIFEST_FILE}, so the run is not ready."
         ) from None
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
         raise CredentialsError(f"The manifest {path} cannot be read ({type(exc).__name__}).") from None
+    except ValueError as exc:
+        raise CredentialsError(f"The manifest {path} is not readable JSON ({type(exc).__name__}).") from None
     if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT or "run_id" not in data:
         raise CredentialsError(f"The manifest {path} is not a format-{MANIFEST_FORMAT} provision manifest.")
+    tenants = data.get("tenants", [])
+    if not isinstance(tenants, list):
+        raise CredentialsError(f"The manifest {path} does not have the documented shape (a 'tenants' list).")
+    if any(not isinstance(item, dict) or "id" not in item for item in tenants):
+        raise CredentialsError(f"The manifest {path} has a tenant entry without an 'id'.")
     return data
 
 
-def read_credentials(directory: Path) -> list[CredentialRow]:
-    """The pool's rows; ``CredentialsError`` if the file is missing, malformed, empty or has duplicates."""
-    path = Path(directory) / CREDENTIALS_FILE
+def credentials_path(directory: Path) -> Path:
+    """The pool CSV of a run directory: the file its manifest names, else ``credentials.csv``."""
+    directory = Path(directory)
+    if not (directory / MANIFEST_FILE).exists():
+        return directory / CREDENTIALS_FILE
+    name = read_manifest(directory).get("credentials")
+    if isinstance(name, str) and name and "/" not in name and "\\" not in name and name not in (".", ".."):
+        return directory / name
+    return directory / CREDENTIALS_FILE
+
+
+def read_credentials(source: Path) -> list[CredentialRow]:
+    """The pool's active rows, in file order; ``source`` is a run directory or the CSV file itself.
+
+    ``CredentialsError`` with one sentence for every fault the module docstring lists.
+    """
+    source = Path(source)
+    path = credentials_path(source) if source.is_dir() else source
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
-        raise CredentialsError(f"The run directory {directory} has no {CREDENTIALS_FILE}.") from None
+        where = (
+            f"The run directory {source} has no {path.name}"
+            if path != source
+            else f"The credentials file {path} does not exist"
+        )
+        raise CredentialsError(f"{where}.") from None
+    except IsADirectoryError:
+        raise CredentialsError(f"The credentials path {path} is a directory, not a CSV file.") from None
     except UnicodeDecodeError:
         raise CredentialsError(f"The credentials file {path} is not UTF-8 text.") from None
     except OSError as exc:
-        raise CredentialsError(
-            f"The credentials file {path} cannot be read ({type(exc).__name__})."
-        ) from None
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if header is None or tuple(header) != CSV_HEADER:
-        raise CredentialsError(
-            f"The credentials file {path} does not start with the header {','.join(CSV_HEADER)}."
-        )
+        raise CredentialsError(f"The credentials file {path} cannot be read ({type(exc).__name__}).") from None
+    if not text.strip():
+        raise CredentialsError(f"The credentials file {path} is empty: it has no header and no accounts.")
+    if not text.endswith("\n"):
+        raise CredentialsError(f"The credentials file {path} is truncated: its last line is incomplete.")
+    try:
+        return _parse_rows(path, csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:  # e.g. a field over the csv module's limit (128 KiB): no pool has such a field
+        raise CredentialsError(f"The credentials file {path} cannot be read as CSV ({exc}).") from None
+
+
+def _check_header(path: Path, header: list[str]) -> None:
+    if tuple(header[: len(CSV_HEADER)]) == CSV_HEADER:
+        return
+    missing = [c for c in CSV_HEADER if c not in header]
+    lacks = f"; it lacks the column(s) {', '.join(missing)}" if missing else ""
+    raise CredentialsError(f"The credentials file {path} does not start with the header {','.join(CSV_HEADER)}{lacks}.")
+
+
+def _is_inactive(row: Mapping[str, str]) -> bool:
+    for column in ("is_active", "active"):
+        value = row.get(column)
+        if value is not None and value.strip().lower() in _FALSE:
+            return True
+    status = row.get("status")
+    return status is not None and status.strip() != "" and status.strip().lower() != "active"
+
+
+def _parse_rows(path: Path, reader: Iterable[list[str]]) -> list[CredentialRow]:
+    records = iter(reader)
+    header = next(records)
+    _check_header(path, header)
     rows: list[CredentialRow] = []
-    seen: set[str] = set()
-    for lineno, fields in enumerate(reader, start=2):
-        if len(fields) != len(CSV_HEADER):
+    first_line: dict[str, int] = {}
+    count = 0
+    for line_no, values in enumerate(records, start=2):
+        count += 1
+        if len(values) != len(header):
             raise CredentialsError(
-                f"Line {lineno} of {path} has {len(fields)} fields instead of {len(CSV_HEADER)}."
+                f"The credentials file {path} is truncated or malformed at line {line_no}: "
+                f"it has {len(values)} fields instead of {len(header)}."
             )
-        row = CredentialRow(*fields)
-        if row.email in seen:
-            raise CredentialsError(f"The credentials file {path} lists {row.email} twice.")
-        seen.add(row.email)
-        rows.append(row)
+        record = dict(zip(header, values, strict=True))
+        empty = [c for c in _MANDATORY_VALUES if not record[c].strip()]
+        if empty:
+            raise CredentialsError(f"The credentials file {path} has an empty {empty[0]} at line {line_no}.")
+        email = record["email"].strip()
+        key = email.lower()
+        if key in first_line:
+            raise CredentialsError(
+                f"The credentials file {path} lists {email} twice (lines {first_line[key]} and {line_no})."
+            )
+        first_line[key] = line_no
+        if not _is_inactive(record):
+            password = record["password"]
+            rows.append(CredentialRow(email, password, *(record[c].strip() for c in CSV_HEADER[2:])))
+    if count == 0:
+        raise CredentialsError(f"The credentials file {path} is empty: it has a header but no accounts.")
     if not rows:
-        raise CredentialsError(f"The credentials file {path} has no rows.")
+        raise CredentialsError(f"The credentials file {path} holds no active account ({count} inactive rows).")
     return rows
 
 
@@ -226,7 +313,7 @@ def export_credentials(
                     "label": manifest.get("label"),
                     "scale": manifest.get("scale"),
                     "count": len(rows),
-                    "credentials": [dict(zip(CSV_HEADER, r.as_tuple(), strict=True)) for r in rows],
+                    "credentials": [r.as_dict() for r in rows],
                 },
                 indent=2,
             )

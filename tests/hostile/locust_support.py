@@ -66,7 +66,8 @@ def write_pool(run_dir: Path, users: int, *, password: str = "pw-hostile-1", fie
         for i in range(users):
             role = "x" * field_size if (i == 0 and field_size) else "member"
             writer.writerow([f"user{i}@hostile.test", password, f"t{i % 2}", f"tenant-{i % 2}", f"u{i}", role])
-    manifest = {"run_id": "rhostile", "tenants": [{"id": "t0", "agents": ["a0"]}, {"id": "t1", "agents": ["a1"]}]}
+    tenants = [{"id": "t0", "agents": ["a0"]}, {"id": "t1", "agents": ["a1"]}]
+    manifest = {"format": 1, "run_id": "rhostile", "tenants": tenants}
     (run_dir / "manifest.json").write_text(json.dumps(manifest))
     return run_dir
 

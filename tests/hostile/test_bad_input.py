@@ -289,12 +289,12 @@ CASES = [
     # credentials files
     Case("credentials-file-missing", ("credentials", "rfake001"), 12, "has no credentials.csv", pool(None)),
     Case("credentials-file-empty", ("credentials", "rfake001"), 12, "header", pool("")),
-    Case("credentials-file-header-only", ("credentials", "rfake001"), 12, "has no rows", pool(HEADER)),
+    Case("credentials-file-header-only", ("credentials", "rfake001"), 12, "has a header but no accounts", pool(HEADER)),
     Case(
         "credentials-file-truncated",
         ("credentials", "rfake001"),
         12,
-        "fields instead of 6",
+        "is truncated: its last line is incomplete",
         pool(HEADER + "a@x.test,pw-a,t1,one,u1,member\nb@x.test,pw-b,t1,o"),
     ),
     Case(

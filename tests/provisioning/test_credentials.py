@@ -87,7 +87,7 @@ def test_empty_pool_refused(tmp_path: Path) -> None:
     ("content", "needle"),
     [
         ("email,password\nx,y\n", "does not start with the header"),
-        (",".join(CSV_HEADER) + "\n", "has no rows"),
+        (",".join(CSV_HEADER) + "\n", "has a header but no accounts"),
         (",".join(CSV_HEADER) + "\na,b,c\n", "has 3 fields"),
         (",".join(CSV_HEADER) + "\na,b,c,d,e,f\na,x,c,d,e,f\n", "lists a twice"),
     ],
@@ -96,6 +96,60 @@ def test_malformed_pools_are_refused(tmp_path: Path, content: str, needle: str) 
     (tmp_path / "credentials.csv").write_text(content)
     with pytest.raises(CredentialsError, match=needle):
         read_credentials(tmp_path)
+
+
+# -- rules the scenarios' reader had and this one lacked, before the two became one ----------------
+
+
+def _pool(directory: Path, body: str, header: str = ",".join(CSV_HEADER)) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "credentials.csv").write_text(header + "\n" + body)
+    return directory
+
+
+def test_a_truncated_pool_is_refused(tmp_path: Path) -> None:
+    # six fields on the last line, but no newline: the writer's last row never got to the disk whole
+    _pool(tmp_path, "a@x.test,pw-a,t1,one,u1,member\nb@x.test,pw-b,t1,one,u2,mem")
+    with pytest.raises(CredentialsError, match="is truncated: its last line is incomplete"):
+        read_credentials(tmp_path)
+
+
+def test_emails_differing_only_in_case_are_duplicates(tmp_path: Path) -> None:
+    _pool(tmp_path, "a@x.test,pw-a,t1,one,u1,member\nA@X.test,pw-b,t1,one,u2,member\n")
+    with pytest.raises(CredentialsError, match=r"lists A@X.test twice \(lines 2 and 3\)"):
+        read_credentials(tmp_path)
+
+
+def test_an_empty_password_is_refused(tmp_path: Path) -> None:
+    _pool(tmp_path, "a@x.test,,t1,one,u1,member\n")
+    with pytest.raises(CredentialsError, match="has an empty password at line 2"):
+        read_credentials(tmp_path)
+
+
+def test_a_field_over_the_csv_size_limit_is_one_sentence(tmp_path: Path) -> None:
+    _pool(tmp_path, "a@x.test,pw-a,t1,one,u1," + "x" * 200_000 + "\n")
+    with pytest.raises(CredentialsError, match="cannot be read as CSV"):
+        read_credentials(tmp_path)
+
+
+def test_inactive_rows_of_a_hand_made_pool_are_left_out(tmp_path: Path) -> None:
+    body = "a@x.test,pw-a,t1,one,u1,member,true\nb@x.test,pw-b,t1,one,u2,member,false\n"
+    _pool(tmp_path, body, header=",".join(CSV_HEADER) + ",is_active")
+    assert [row.email for row in read_credentials(tmp_path)] == ["a@x.test"]
+
+
+def test_the_manifest_names_the_pool_file(tmp_path: Path) -> None:
+    write_credentials(tmp_path, "r1", _rows(1))
+    directory = tmp_path / "runs" / "r1"
+    (directory / "credentials.csv").rename(directory / "pool.csv")
+    write_manifest(tmp_path, "r1", {**_manifest("r1", "2025-01-01T00:00:00+00:00"), "credentials": "pool.csv"})
+    assert read_credentials(directory) == _rows(1)
+
+
+def test_a_manifest_whose_tenants_are_not_a_list_is_refused(tmp_path: Path) -> None:
+    write_manifest(tmp_path, "r1", {**_manifest("r1", "2025-01-01T00:00:00+00:00"), "tenants": {"t1": {}}})
+    with pytest.raises(CredentialsError, match="a 'tenants' list"):
+        read_manifest(tmp_path / "runs" / "r1")
 
 
 def test_newest_ready_run_is_found_by_manifest_time(tmp_path: Path) -> None:

@@ -169,7 +169,7 @@ def provision_v1(target: DatabaseTarget, state_dir: Path) -> ProvisionedRun:
         writer = csv.DictWriter(handle, fieldnames=list(accounts[0]))
         writer.writeheader()
         writer.writerows(accounts)
-    (run_dir / "manifest.json").write_text(json.dumps({"run_id": run_id, "tenants": tenants}))
+    (run_dir / "manifest.json").write_text(json.dumps({"format": 1, "run_id": run_id, "tenants": tenants}))
     run = ProvisionedRun(target.asyncpg_url, state_dir, run_dir, run_id)
     run.users = {a["user_id"]: a["email"] for a in accounts}
     run.tenants = {str(t["id"]): {"agents": t["agents"], "workflows": t["workflows"]} for t in tenants}  # type: ignore[misc]

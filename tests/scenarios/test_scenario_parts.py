@@ -8,24 +8,13 @@ from typing import Any
 
 import pytest
 from agentic_loadkit.provisioning.errors import CredentialsError, InputError
-from agentic_loadkit.scenarios.credentials import (
-    Account,
-    TenantCatalog,
-    TenantObjects,
-    load_accounts,
-    load_catalog,
-    resolve_pool_source,
-)
-from agentic_loadkit.scenarios.gate import (
-    ISOLATION_BREACH,
-    RATE_LIMITED,
-    GateTargets,
-    collect_figures,
-    evaluate,
-    render_table,
-)
+from agentic_loadkit.provisioning.runs.poolfile import CredentialRow, read_credentials
+from agentic_loadkit.scenarios.broker import PoolBroker, interleave_by_tenant
+from agentic_loadkit.scenarios.credentials import TenantCatalog, TenantObjects, load_catalog, resolve_pool_source
+from agentic_loadkit.scenarios.figures import ISOLATION_BREACH, RATE_LIMITED, collect_figures
+from agentic_loadkit.scenarios.gate import GateTargets, evaluate, render_table
 from agentic_loadkit.scenarios.options import ScenarioOptions, parse_wait_time
-from agentic_loadkit.scenarios.pool import LocalPoolClient, PoolBroker, interleave_by_tenant
+from agentic_loadkit.scenarios.pool import LocalPoolClient
 from agentic_loadkit.scenarios.results import build_results, compare_with_baseline, load_baseline, write_results
 from agentic_loadkit.scenarios.routes import Routes, load_routes
 from agentic_loadkit.scenarios.shapes import PROFILES, resolve_profile
@@ -42,8 +31,10 @@ def _csv(tmp_path: Path, body: str, header: str = HEADER) -> Path:
     return path
 
 
-def _accounts(n: int, tenants: int = 2) -> list[Account]:
-    return [Account(f"u{i}@x.test", SECRET, f"t{i % tenants}", f"t{i % tenants}", f"u{i}", "member") for i in range(n)]
+def _accounts(n: int, tenants: int = 2) -> list[CredentialRow]:
+    return [
+        CredentialRow(f"u{i}@x.test", SECRET, f"t{i % tenants}", f"t{i % tenants}", f"u{i}", "member") for i in range(n)
+    ]
 
 
 # -- the pool's files -------------------------------------------------------------------------------
@@ -55,7 +46,7 @@ def test_accounts_are_read_and_inactive_rows_skipped(tmp_path: Path) -> None:
         f"a@x.test,{SECRET},t1,one,u1,member,true\nb@x.test,{SECRET},t1,one,u2,admin,false\n",
         header=HEADER.strip() + ",is_active\n",
     )
-    accounts = load_accounts(path)
+    accounts = read_credentials(path)
     assert [a.email for a in accounts] == ["a@x.test"]
     assert SECRET not in repr(accounts[0])
 
@@ -72,7 +63,7 @@ def test_accounts_are_read_and_inactive_rows_skipped(tmp_path: Path) -> None:
 )
 def test_bad_credentials_files_are_one_sentence(tmp_path: Path, body: str, fragment: str) -> None:
     with pytest.raises(CredentialsError) as info:
-        load_accounts(_csv(tmp_path, body))
+        read_credentials(_csv(tmp_path, body))
     assert fragment in info.value.message
     assert SECRET not in info.value.message
     assert info.value.exit_code == 12
@@ -80,13 +71,13 @@ def test_bad_credentials_files_are_one_sentence(tmp_path: Path, body: str, fragm
 
 def test_missing_empty_and_headerless_files(tmp_path: Path) -> None:
     with pytest.raises(CredentialsError, match="does not exist"):
-        load_accounts(tmp_path / "nope.csv")
+        read_credentials(tmp_path / "nope.csv")
     empty = tmp_path / "empty.csv"
     empty.write_text("")
     with pytest.raises(CredentialsError, match="is empty"):
-        load_accounts(empty)
+        read_credentials(empty)
     with pytest.raises(CredentialsError, match="lacks the column"):
-        load_accounts(_csv(tmp_path, "a,b\n", header="email,password\n"))
+        read_credentials(_csv(tmp_path, "a,b\n", header="email,password\n"))
 
 
 def test_pool_source_defaults_to_the_newest_ready_run(tmp_path: Path) -> None:
@@ -110,7 +101,13 @@ def test_pool_source_defaults_to_the_newest_ready_run(tmp_path: Path) -> None:
 def test_catalog_reads_ids_per_tenant(tmp_path: Path) -> None:
     manifest = tmp_path / "manifest.json"
     manifest.write_text(
-        json.dumps({"run_id": "r1", "tenants": [{"id": "t1", "slug": "one", "agents": ["a1", 2], "workflows": ["w1"]}]})
+        json.dumps(
+            {
+                "format": 1,
+                "run_id": "r1",
+                "tenants": [{"id": "t1", "slug": "one", "agents": ["a1", 2], "workflows": ["w1"]}],
+            }
+        )
     )
     catalog = load_catalog(manifest)
     assert catalog.run_id == "r1"
@@ -118,6 +115,39 @@ def test_catalog_reads_ids_per_tenant(tmp_path: Path) -> None:
     assert catalog.objects_of("unknown").agents == ()
     manifest.write_text("{not json")
     with pytest.raises(CredentialsError, match="not readable JSON"):
+        load_catalog(manifest)
+
+
+# -- rules the credentials command's reader had and the scenarios' lacked, before the two became one ----
+
+
+@pytest.mark.parametrize(
+    ("header", "body", "fragment"),
+    [
+        ("password,email,tenant_id,tenant_slug,user_id,role\n", f"{SECRET},a@x.test,t1,one,u1,member\n",
+         "does not start with the header email,password"),
+        (HEADER, f"a@x.test,{SECRET},t1,one,u1,member\n\nb@x.test,{SECRET},t1,one,u2,member\n",
+         "truncated or malformed at line 3: it has 0 fields instead of 6"),
+    ],
+)  # fmt: skip
+def test_a_reordered_header_or_a_blank_line_is_refused(tmp_path: Path, header: str, body: str, fragment: str) -> None:
+    with pytest.raises(CredentialsError) as info:
+        read_credentials(_csv(tmp_path, body, header=header))
+    assert fragment in info.value.message
+    assert SECRET not in info.value.message
+
+
+def test_a_pool_that_is_not_utf8_is_one_sentence(tmp_path: Path) -> None:
+    path = tmp_path / "credentials.csv"
+    path.write_bytes(HEADER.encode() + b"a@x.test,\xff\xfe,t1,one,u1,member\n")
+    with pytest.raises(CredentialsError, match="is not UTF-8 text"):
+        read_credentials(path)
+
+
+def test_a_manifest_of_another_format_is_refused(tmp_path: Path) -> None:
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"format": 2, "run_id": "r1", "tenants": []}))
+    with pytest.raises(CredentialsError, match="is not a format-1 provision manifest"):
         load_catalog(manifest)
 
 
@@ -188,7 +218,7 @@ def test_local_client_reports_exhaustion_once_per_dry_checkout() -> None:
 
 
 def test_interleave_by_tenant_round_robins() -> None:
-    accounts = [Account(f"{t}{i}", "p", t, t, f"{t}{i}", "m") for t in "ab" for i in range(3)]
+    accounts = [CredentialRow(f"{t}{i}", "p", t, t, f"{t}{i}", "m") for t in "ab" for i in range(3)]
     assert [a.tenant_id for a in interleave_by_tenant(accounts)] == list("ababab")
 
 
