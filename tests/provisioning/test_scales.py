@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from agentic_loadkit.provisioning.errors import InputError
 from agentic_loadkit.provisioning.generate.scales import (
-    COUNT_KEYS,
     MAX_ROWS_PER_TABLE,
     SCALES,
     ScaleCounts,
@@ -31,7 +30,7 @@ def test_named_scales_match_the_issue_exactly(name: str) -> None:
     scale, counts = resolve_counts(name)
     assert scale == name
     assert tuple(counts.as_dict().values()) == ISSUE_TABLE[name]
-    assert tuple(counts.as_dict()) == COUNT_KEYS
+    assert tuple(counts.as_dict()) == ("tenants", "users", "agents", "workflows", "collections", "mcp_servers")
     assert counts.total_rows() == sum(ISSUE_TABLE[name])
     assert SCALES[name] == counts
 
