@@ -3,12 +3,15 @@
 A module of one concern fits in 400 lines and a function in 60 (counted from its ``def`` line
 to its last line, decorators excluded); ``provisioning/`` holds at most twelve entries at its
 top, the rest living in its stage packages.  The rules are read from the source files with
-``ast``, so they hold for every module, imported or not.
+``ast``, so they hold for every module, imported or not.  The import layers (pyproject's
+``[tool.importlinter]``) are checked too where import-linter is installed (the dev extra).
 """
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -60,3 +63,15 @@ def test_module_is_at_most_400_lines(path: Path) -> None:
 @pytest.mark.parametrize("path", _modules(), ids=_relative)
 def test_functions_are_at_most_60_lines(path: Path) -> None:
     assert _long_functions(path) == [], _relative(path)
+
+
+def test_the_import_layers_hold() -> None:
+    lint_imports = Path(sys.executable).with_name("lint-imports")
+    if not lint_imports.exists():
+        pytest.skip("import-linter is not installed (it comes with the dev extra)")
+    proc = subprocess.run(
+        [str(REPO / ".ci" / "import-names"), str(lint_imports), "--no-cache", str(REPO / "pyproject.toml")],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+    assert "0 broken" in proc.stdout, proc.stdout[-6000:]
