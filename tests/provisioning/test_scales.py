@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from agentic_loadkit.provisioning.errors import InputError
 from agentic_loadkit.provisioning.generate.scales import (
-    COUNT_KEYS,
     MAX_ROWS_PER_TABLE,
     SCALES,
     ScaleCounts,
@@ -17,6 +16,7 @@ from agentic_loadkit.provisioning.generate.scales import (
     resolve_counts,
     tenant_weights,
 )
+from agentic_loadkit.provisioning.schema.concepts import CONTRACT_TABLES
 
 ISSUE_TABLE = {  # issue 3, "Scales"
     "small": (3, 30, 150, 60, 30, 15),
@@ -31,7 +31,7 @@ def test_named_scales_match_the_issue_exactly(name: str) -> None:
     scale, counts = resolve_counts(name)
     assert scale == name
     assert tuple(counts.as_dict().values()) == ISSUE_TABLE[name]
-    assert tuple(counts.as_dict()) == COUNT_KEYS
+    assert tuple(counts.as_dict()) == CONTRACT_TABLES
     assert counts.total_rows() == sum(ISSUE_TABLE[name])
     assert SCALES[name] == counts
 
