@@ -1,8 +1,12 @@
-"""``examples/ci/loadtest.sh`` end to end against the reference platform on 127.0.0.1.
+"""The CI scripts: ``.ci/run`` (this repository's CI) and ``examples/ci/loadtest.sh`` (a user's).
 
-The script must provision a run, drive a gated headless Locust run with the run's pool,
-write its reports, and tear the run down whatever the gate said, exiting with the gate's
-code.  Both outcomes are exercised: a pass (exit 0) and a breach (exit 3, still torn down).
+``.ci/run`` must lint every package, type-check and check the import layers under the import
+names (``.ci/import-names``), and end with exactly the README's test command.
+
+``examples/ci/loadtest.sh`` runs end to end against the reference platform on 127.0.0.1: it must
+provision a run, drive a gated headless Locust run with the run's pool, write its reports, and
+tear the run down whatever the gate said, exiting with the gate's code.  Both outcomes are
+exercised: a pass (exit 0) and a breach (exit 3, still torn down).
 """
 
 from __future__ import annotations
@@ -10,8 +14,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import asyncpg
@@ -24,6 +31,48 @@ REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "examples" / "ci" / "loadtest.sh"
 BIN = Path(sys.executable).parent
 PLATFORM_TABLES = TABLE_NAMES
+CI_RUN = REPO / ".ci" / "run"
+IMPORT_NAMES = REPO / ".ci" / "import-names"
+PACKAGE_DIRS: dict[str, str] = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"][
+    "package-dir"
+]
+
+
+def _ci_commands() -> list[str]:
+    """The commands of ``.ci/run``: comments dropped, continued lines joined."""
+    text = re.sub(r"\\\n\s*", " ", CI_RUN.read_text())
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def test_ci_run_ends_with_exactly_the_readme_test_command() -> None:
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("Run the test suite:", 1)[1].split("```bash\n", 1)[1].split("\n```", 1)[0]
+    assert _ci_commands()[-1] == block.strip()
+
+
+def test_ci_run_lints_and_type_checks_every_package_and_checks_the_import_layers() -> None:
+    commands = _ci_commands()
+    ruff = next(shlex.split(c) for c in commands if c.startswith(".venv/bin/ruff check"))
+    assert set(ruff[2:]) >= {folder.split("/")[0] for folder in PACKAGE_DIRS.values()} | {"tests"}
+    mypy = next(shlex.split(c) for c in commands if "/.venv/bin/mypy" in c)
+    assert mypy[0] == ".ci/import-names"
+    assert {mypy[i + 1] for i, word in enumerate(mypy) if word == "-p"} == set(PACKAGE_DIRS)
+    lint = next(shlex.split(c) for c in commands if "lint-imports" in c)
+    assert lint[0] == ".ci/import-names"
+
+
+def test_import_names_puts_every_package_under_its_import_name() -> None:
+    names = sorted(PACKAGE_DIRS)
+    probe = "; ".join(["import os", *(f"import {n}" for n in names)]
+                      + [f"print({n}.__path__[0], os.path.realpath({n}.__path__[0]))" for n in names])
+    proc = subprocess.run(
+        [str(IMPORT_NAMES), sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    found = [line.split() for line in proc.stdout.splitlines()]
+    # imported from the tree (not through the editable install's hook), which links to the folders
+    assert [".".join(Path(path).parts[-2:]) for path, _real in found] == names
+    assert [Path(real) for _path, real in found] == [(REPO / PACKAGE_DIRS[n]).resolve() for n in names]
 
 
 def _counts(target: DatabaseTarget) -> dict[str, object]:

@@ -26,7 +26,7 @@ import pytest
 from agentic_loadkit.cli import app as cli
 from agentic_loadkit.provisioning.runs import ledger
 from agentic_loadkit.provisioning.target.url import DatabaseTarget
-from conftest import HostileDb, PrivateServer, Roles, make_hostile_db
+from hostile_db import HostileDb, PrivateServer, Roles, make_hostile_db
 from hostile_support import checksum, fetchval, files_under, run
 from typer.testing import CliRunner
 

@@ -14,7 +14,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from conftest import HostileDb
+from hostile_db import HostileDb
 from hostile_support import (
     Holder,
     assert_one_sentence,

@@ -9,7 +9,7 @@ import asyncio
 from pathlib import Path
 
 import asyncpg
-from conftest import HostileDb
+from hostile_db import HostileDb
 from hostile_support import (
     active_tenants,
     assert_one_sentence,

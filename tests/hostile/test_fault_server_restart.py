@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import PrivateServer, make_hostile_db
+from hostile_db import PrivateServer, make_hostile_db
 from hostile_support import (
     active_tenants,
     assert_one_sentence,

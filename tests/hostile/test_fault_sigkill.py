@@ -15,7 +15,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from conftest import HostileDb
+from hostile_db import HostileDb
 from hostile_support import (
     Holder,
     active_tenants,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import HostileDb, Roles
+from hostile_db import HostileDb, Roles
 from hostile_support import (
     Holder,
     active_tenants,

@@ -22,7 +22,7 @@ from typing import Any
 
 from agentic_loadkit.provisioning.target.url import parse_database_url
 from agentic_loadkit.reference_platform.server import PlatformProcess
-from conftest import Roles
+from hostile_db import Roles
 from hostile_support import fetch, files_under, provision
 
 REPO = Path(__file__).resolve().parents[2]

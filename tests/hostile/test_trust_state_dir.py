@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import HostileDb
+from hostile_db import HostileDb
 from hostile_support import (
     assert_one_sentence,
     fetchval,

@@ -20,7 +20,7 @@ from agentic_loadkit.provisioning.generate.dataset import (
 )
 from agentic_loadkit.provisioning.generate.fingerprint import CHUNK_ROWS
 from agentic_loadkit.provisioning.generate.scales import SCALES, ScaleCounts
-from agentic_loadkit.provisioning.schema.concepts import CONTRACT_TABLES as TABLES
+from agentic_loadkit.provisioning.schema.concepts import CONTRACT_TABLES
 from agentic_loadkit.provisioning.target.url import DatabaseTarget
 
 SMALL = SCALES["small"]
@@ -44,7 +44,7 @@ def _consume(dataset: Dataset, ids: IdSpace, batch_size: int = 50_000) -> str:
 def test_same_seed_gives_the_same_fingerprint_across_namespaces_ids_and_password_hashes() -> None:
     a = _consume(Dataset(_spec(namespace="aaaa1111"), ["hash-a"] * 16), UuidIds("aaaa1111"))
     b = _consume(Dataset(_spec(namespace="bbbb2222"), [f"hash-b{k}" for k in range(16)]), UuidIds("bbbb2222"))
-    c = _consume(Dataset(_spec(namespace="cccc3333"), ["x"] * 16), IntegerIds(dict.fromkeys(TABLES, 77)))
+    c = _consume(Dataset(_spec(namespace="cccc3333"), ["x"] * 16), IntegerIds(dict.fromkeys(CONTRACT_TABLES, 77)))
     assert a == b == c == compute_fingerprint(_spec(namespace="zz"))
     assert len(a) == 64 and int(a, 16) >= 0
 
@@ -69,7 +69,7 @@ def test_fingerprint_does_not_depend_on_batch_size_or_stream_order() -> None:
     assert _consume(Dataset(spec, ["h"] * 16), UuidIds("r3k9x2ab"), batch_size=997) == reference
 
     ds = Dataset(spec, ["h"] * 16)
-    ids = IntegerIds(dict.fromkeys(TABLES, 1))
+    ids = IntegerIds(dict.fromkeys(CONTRACT_TABLES, 1))
     for stream in reversed(ds.streams):  # children first, ranges backwards: as parallel loaders might
         for start, stop in reversed(stream.ranges(3)):
             for _ in stream.batches(ids, 5_000, start=start, stop=stop):
@@ -86,7 +86,7 @@ def test_ranges_are_chunk_aligned_and_cover_the_table() -> None:
     assert all(prev[1] == nxt[0] for prev, nxt in itertools.pairwise(ranges))
     assert stream.ranges(100) == [(k * CHUNK_ROWS, min((k + 1) * CHUNK_ROWS, stream.count)) for k in range(4)]
     with pytest.raises(ValueError):
-        stream.batches(IntegerIds(dict.fromkeys(TABLES, 1)), start=5)
+        stream.batches(IntegerIds(dict.fromkeys(CONTRACT_TABLES, 1)), start=5)
 
 
 def test_fingerprint_refuses_until_every_stream_was_consumed_to_the_end() -> None:
@@ -140,7 +140,7 @@ def test_dataset_needs_one_hash_per_password_slot() -> None:
 def test_tenant_lookup_helpers_agree_with_sizes() -> None:
     ds = Dataset(_spec(counts=SCALES["medium"]), ["h"] * 16)
     sizes = ds.tenant_sizes()
-    assert list(sizes) == list(TABLES)
+    assert list(sizes) == list(CONTRACT_TABLES)
     for table, per_tenant in sizes.items():
         assert len(per_tenant) == 20 and sum(per_tenant) == SCALES["medium"].as_dict()[table]
         start = 0
@@ -185,7 +185,7 @@ async def _load_and_check(url: str, ids: IdSpace, namespace: str) -> dict[str, A
                     await conn.copy_records_to_table(
                         stream.table, records=batch, columns=list(stream.columns)
                     )
-        counts = {t: await conn.fetchval(f"SELECT count(*) FROM {t}") for t in TABLES}
+        counts = {t: await conn.fetchval(f"SELECT count(*) FROM {t}") for t in CONTRACT_TABLES}
         cross = {name: await conn.fetchval(sql) for name, sql in CROSS_TENANT_SQL.items()}
         steps = await conn.fetchval(
             "SELECT count(*) FROM workflows, jsonb_array_elements(definition->'nodes') n "
@@ -206,7 +206,7 @@ def test_rows_copy_into_the_reference_schema_and_stay_inside_their_tenants(
     id_kind: str, platform_db: DatabaseTarget, platform_db_int: DatabaseTarget
 ) -> None:
     target = platform_db if id_kind == "uuid" else platform_db_int
-    ids: IdSpace = UuidIds("r3k9x2ab") if id_kind == "uuid" else IntegerIds(dict.fromkeys(TABLES, 1))
+    ids: IdSpace = UuidIds("r3k9x2ab") if id_kind == "uuid" else IntegerIds(dict.fromkeys(CONTRACT_TABLES, 1))
     first = asyncio.run(_load_and_check(target.asyncpg_url, ids, "r3k9x2ab"))
     assert first["counts"] == SCALES["medium"].as_dict()
     assert first["cross"] == dict.fromkeys(CROSS_TENANT_SQL, 0)

@@ -10,9 +10,9 @@ from agentic_loadkit.provisioning.errors import InputError
 from agentic_loadkit.provisioning.generate.dataset import Dataset, GenerationSpec, IdSpace, IntegerIds, UuidIds
 from agentic_loadkit.provisioning.generate.scales import SCALES, ScaleCounts, allocate, resolve_counts
 from agentic_loadkit.provisioning.schema.concepts import CONTRACT_TABLES
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from test_rows import HASHES, check_invariants, generate
+from row_invariants import HASHES, check_invariants, generate
 
 QUICK = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -48,8 +48,8 @@ def test_any_valid_profile_parses_to_exactly_its_counts(
 ) -> None:
     chosen = {k: v for k, v in counts.as_dict().items() if k in keys}
     expected = {**SCALES[base].as_dict(), **chosen}
-    if expected["tenants"] < 1 or expected["users"] < expected["tenants"]:
-        return  # mixes of base and profile that break the user rule are covered by the next property
+    # mixes of base and profile that break the user rule are covered by the next property
+    assume(expected["tenants"] >= 1 and expected["users"] >= expected["tenants"])
     lines = [f'scale = "{base}"', "[counts]"]
     lines += [f"{k} = {v:_}" if underscores else f"{k} = {v}" for k, v in chosen.items()]
     name, got = _resolve_text("\n".join(lines) + "\n")
@@ -168,8 +168,7 @@ def _toml_value(value: object) -> str:
 def test_structured_profiles_apply_exactly_or_name_the_offending_key(entries: dict[str, object]) -> None:
     text = "[counts]\n" + "".join(f'"{k}" = {_toml_value(v)}\n' for k, v in entries.items())
     normalised = {k.lower().replace("-", "_"): v for k, v in entries.items()}
-    if len(normalised) < len(entries):
-        return  # two spellings of one key: which wins is not a promise
+    assume(len(normalised) == len(entries))  # two spellings of one key: which wins is not a promise
     try:
         _, counts = _resolve_text(text)
     except InputError as exc:

@@ -16,6 +16,7 @@ from agentic_loadkit.provisioning.generate.scales import (
     resolve_counts,
     tenant_weights,
 )
+from agentic_loadkit.provisioning.schema.concepts import CONTRACT_TABLES
 
 ISSUE_TABLE = {  # issue 3, "Scales"
     "small": (3, 30, 150, 60, 30, 15),
@@ -30,7 +31,7 @@ def test_named_scales_match_the_issue_exactly(name: str) -> None:
     scale, counts = resolve_counts(name)
     assert scale == name
     assert tuple(counts.as_dict().values()) == ISSUE_TABLE[name]
-    assert tuple(counts.as_dict()) == ("tenants", "users", "agents", "workflows", "collections", "mcp_servers")
+    assert tuple(counts.as_dict()) == CONTRACT_TABLES
     assert counts.total_rows() == sum(ISSUE_TABLE[name])
     assert SCALES[name] == counts
 
