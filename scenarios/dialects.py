@@ -1,6 +1,6 @@
 """How a request is said and an answer read, in whichever dialect the routes describe.
 
-The guide and the platform's code disagree on the wire (``platform-contract.md``): the
+The guide and the platform's code disagree on the wire (the two dialects of the platform contract): the
 guide logs in with an OAuth2 form and lists items under their own names; v1 logs in
 with JSON ``{"email","password"}``, lists agents and collections under ``data``, and
 refuses an agent without a ``slug`` unique in its tenant.  Everything that differs is a

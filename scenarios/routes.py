@@ -1,6 +1,6 @@
 """The platform's endpoint paths and answer shapes, as the scenarios use them.
 
-Two presets follow ``platform-contract.md``: ``GUIDE_ROUTES`` (the load-testing guide:
+Two presets follow the platform contract's two dialects: ``GUIDE_ROUTES`` (the load-testing guide:
 ``/api/v1``, form login, lists under their own names; also ``Routes()``) and
 ``V1_ROUTES`` (the platform's code: ``/v1``, JSON login ``{"email","password"}``,
 agents and collections under ``data``, agent create needs ``slug``).  Before any load,

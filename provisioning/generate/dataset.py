@@ -41,7 +41,7 @@ from .rows import (
     second_hash,
     table_key,
 )
-from .scales import MAX_SKEW, ScaleCounts, allocate, tenant_weights
+from .scales import ScaleCounts, allocate, parse_skew, tenant_weights
 from .v1values import v1_catalogue
 
 __all__ = [
@@ -91,8 +91,8 @@ class GenerationSpec:
             raise InputError(
                 f"Namespace {self.namespace!r} must be 1-32 lower-case letters, digits or inner hyphens."
             )
-        if self.skew is not None and not 0.0 <= self.skew <= MAX_SKEW:
-            raise InputError(f"Skew {self.skew!r} must be between 0 and {MAX_SKEW:g}, or 'uniform'.")
+        if self.skew is not None:
+            parse_skew(self.skew)  # the one rule for a skew; library callers may skip prepare_run
         if not 1 <= self.password_slots <= _MAX_PASSWORD_SLOTS:
             raise InputError(
                 f"Password slots {self.password_slots} must be between 1 and {_MAX_PASSWORD_SLOTS}."

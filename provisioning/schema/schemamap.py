@@ -1,6 +1,6 @@
 """The schema map: how the contract's names map onto a live platform whose names differ.
 
-Real platforms drift from ``platform-contract.md``: a table is called ``organisations``
+Real platforms drift from the platform contract: a table is called ``organisations``
 instead of ``tenants``, a column ``password_hash`` instead of ``hashed_password``, or a
 column the toolkit does not know must hold a fixed value.  Rather than code changes,
 ``provision up --schema-map FILE.toml`` takes a small TOML file::
