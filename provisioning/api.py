@@ -8,7 +8,10 @@ of the stages.  The stages below (``target``, ``schema``, ``generate``, ``up``, 
 
 from __future__ import annotations
 
-from .down.teardown import DownPlan, DownResult, DownSettings, forget_history, plan_down, provision_down
+from .down.history import forget_history
+from .down.model import DownPlan, DownResult, DownSettings
+from .down.plan import plan_down
+from .down.teardown import provision_down
 from .generate.passwords import DEFAULT_BCRYPT_COST, DEFAULT_PASSWORD_COUNT
 from .generate.scales import DEFAULT_SKEW, parse_skew
 from .runs.ledger import run_tenant_ids
@@ -20,8 +23,8 @@ from .target.resolve import ResolvedDatabase, connect, resolve_database
 from .target.statedir import default_state_dir, ensure_state_dir
 from .target.url import DatabaseTarget, mask_text, mask_url, parse_database_url
 from .up.plan import PlannedTable, UpPlan, plan_up
-from .up.provision import prepare_run, provision_up
-from .up.settings import DEFAULT_STREAMS, UpResult, UpSettings
+from .up.provision import provision_up
+from .up.settings import DEFAULT_STREAMS, UpResult, UpSettings, prepare_run
 
 __all__ = [
     "DEFAULT_BCRYPT_COST",

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..schema.fkgraph import Edge, ForeignKeyGraph, GraphTable, Path, TableRef
-from ..schema.schemamap import qualified_name, quote_identifier
+from ..target.identifiers import qualified_name, quote_identifier
 
 __all__ = [
     "CHUNK",

@@ -17,7 +17,8 @@ from typing import Any
 import asyncpg
 
 from ..schema.concepts import CONTRACT_TABLES
-from ..schema.schemamap import SchemaMap, parse_schema_map, qualified_name, quote_identifier
+from ..schema.schemamap import SchemaMap, parse_schema_map
+from ..target.identifiers import qualified_name, quote_identifier
 from ..target.resolve import connect, resolve_database
 from ..target.statedir import default_state_dir
 from . import ledger

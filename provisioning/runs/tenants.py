@@ -15,8 +15,9 @@ from typing import Any
 import asyncpg
 
 from ..schema.reflect import TablePlan
-from ..schema.schemamap import SchemaMap, qualified_name, quote_identifier
+from ..schema.schemamap import SchemaMap
 from ..target.copyload import Row, RowTransform
+from ..target.identifiers import qualified_name, quote_identifier
 from .ledger import RunRecord
 
 __all__ = [

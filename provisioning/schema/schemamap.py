@@ -25,7 +25,7 @@ column the toolkit does not know must hold a fixed value.  Rather than code chan
     role = { member = "user" }
 
 Every name is validated as a plain SQL identifier here and, wherever it reaches SQL,
-quoted by SQLAlchemy's identifier preparer (``quote_identifier``): never pasted raw.
+quoted (``target.identifiers.quote_identifier``): never pasted raw.
 """
 
 from __future__ import annotations
@@ -36,8 +36,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from sqlalchemy.dialects import postgresql
 
 from ..errors import InputError
 from ..files import read_input_text
@@ -50,8 +48,6 @@ __all__ = [
     "TableMap",
     "load_schema_map",
     "parse_schema_map",
-    "qualified_name",
-    "quote_identifier",
     "validate_identifier",
 ]
 
@@ -59,7 +55,6 @@ DEFAULT_SCHEMA = "public"
 DEFAULT_TENANT_COLUMN = "tenant_id"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 _MAX_IDENTIFIER_BYTES = 63  # PostgreSQL's NAMEDATALEN - 1
-_PREPARER = postgresql.dialect().identifier_preparer
 
 
 def validate_identifier(name: object, what: str) -> str:
@@ -74,16 +69,6 @@ def validate_identifier(name: object, what: str) -> str:
             f"The {what} {name!r} is longer than PostgreSQL's {_MAX_IDENTIFIER_BYTES}-byte limit."
         )
     return name
-
-
-def quote_identifier(name: str) -> str:
-    """Quote one identifier with SQLAlchemy's PostgreSQL preparer (always quoted)."""
-    return str(_PREPARER.quote_identifier(name))
-
-
-def qualified_name(schema: str, name: str) -> str:
-    """``"schema"."table"``, both parts quoted by SQLAlchemy."""
-    return f"{quote_identifier(schema)}.{quote_identifier(name)}"
 
 
 @dataclass(frozen=True)

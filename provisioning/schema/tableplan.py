@@ -15,7 +15,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from ..target.copyload import CopyTarget, RowTransform
-from .schemamap import qualified_name
+from ..target.identifiers import qualified_name
 
 __all__ = ["BoundColumn", "FilledColumn", "IdKind", "LiveColumn", "LiveTable", "SkippedConcept", "TablePlan"]
 

@@ -40,6 +40,7 @@ from .copyfields import (
     bool_field,
     field_encoder,
 )
+from .identifiers import qualified_name, quote_identifier
 
 __all__ = [
     "COPY_HEADER",
@@ -70,11 +71,8 @@ async def column_types(
 ) -> list[ColumnType]:
     """The live types of ``columns`` of ``schema.table``, read once per COPY (no rows read)."""
 
-    def quote(name: str) -> str:
-        return '"' + name.replace('"', '""') + '"'
-
     stmt = await conn.prepare(
-        f"SELECT {', '.join(quote(c) for c in columns)} FROM {quote(schema)}.{quote(table)} LIMIT 0"
+        f"SELECT {', '.join(quote_identifier(c) for c in columns)} FROM {qualified_name(schema, table)} LIMIT 0"
     )
     return [ColumnType(c, a.type.oid, a.type.name) for c, a in zip(columns, stmt.get_attributes(), strict=True)]
 

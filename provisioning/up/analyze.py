@@ -24,7 +24,7 @@ import asyncpg
 
 from ..progress import ProgressCallback, ProgressEvent, null_progress
 from ..schema.reflect import TablePlan
-from ..schema.schemamap import quote_identifier
+from ..target.identifiers import quote_identifier
 
 __all__ = ["analyze_statement", "analyze_table", "analyze_tables"]
 

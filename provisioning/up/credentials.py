@@ -170,7 +170,7 @@ async def apply_hashes(
     hashes: Sequence[str],
 ) -> int:
     """Swap every placeholder of the run's users for its real hash in one statement; return rows updated."""
-    from ..schema.schemamap import quote_identifier
+    from ..target.identifiers import quote_identifier
 
     table, col, tenant = plan.qualified, quote_identifier(column), quote_identifier(plan.tenant_column)
     status = await conn.execute(

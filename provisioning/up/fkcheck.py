@@ -36,7 +36,7 @@ import asyncpg
 
 from ..errors import DatabaseRefused, ProvisioningFailed
 from ..schema.reflect import TablePlan
-from ..schema.schemamap import qualified_name, quote_identifier
+from ..target.identifiers import qualified_name, quote_identifier
 
 __all__ = [
     "FK_CHECK_MODES",

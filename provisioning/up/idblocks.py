@@ -27,7 +27,7 @@ import asyncpg
 
 from ..errors import SchemaMismatch
 from ..schema.reflect import TablePlan
-from ..schema.schemamap import quote_identifier
+from ..target.identifiers import quote_identifier
 
 __all__ = ["LOCK_TIMEOUT_MS", "reserve_id_blocks"]
 

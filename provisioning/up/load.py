@@ -33,8 +33,8 @@ from ..generate.dataset import Dataset, IdSpace
 from ..progress import ProgressCallback, ProgressEvent, null_progress
 from ..runs.tenants import HeldTenants, hold_tenants
 from ..schema.reflect import TablePlan
-from ..schema.schemamap import quote_identifier
 from ..target.copyload import RowTransform, copy_rows
+from ..target.identifiers import quote_identifier
 from ..target.session import close_connection, drop_connection
 from .fkcheck import REPLICA_ROLE
 

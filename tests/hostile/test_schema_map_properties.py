@@ -25,9 +25,9 @@ from agentic_loadkit.provisioning.schema.schemamap import (
     SchemaMap,
     load_schema_map,
     parse_schema_map,
-    quote_identifier,
     validate_identifier,
 )
+from agentic_loadkit.provisioning.target.identifiers import quote_identifier
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

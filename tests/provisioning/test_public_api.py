@@ -18,6 +18,8 @@ P = "agentic_loadkit.provisioning"
 API_HOMES = {
     "DEFAULT_BCRYPT_COST": f"{P}.generate.passwords",
     "DEFAULT_PASSWORD_COUNT": f"{P}.generate.passwords",
+    "DEFAULT_SKEW": f"{P}.generate.scales",
+    "DEFAULT_STREAMS": f"{P}.up.settings",
     "DatabaseTarget": f"{P}.target.url",
     "DownPlan": f"{P}.down.model",
     "DownResult": f"{P}.down.model",
@@ -34,14 +36,14 @@ API_HOMES = {
     "default_state_dir": f"{P}.target.statedir",
     "ensure_state_dir": f"{P}.target.statedir",
     "export_credentials": f"{P}.runs.poolfile",
-    "forget_history": f"{P}.down.teardown",
+    "forget_history": f"{P}.down.history",
     "list_runs": f"{P}.runs.listing",
     "load_schema_map": f"{P}.schema.schemamap",
     "mask_text": f"{P}.target.url",
     "mask_url": f"{P}.target.url",
     "parse_database_url": f"{P}.target.url",
     "parse_skew": f"{P}.generate.scales",
-    "plan_down": f"{P}.down.teardown",
+    "plan_down": f"{P}.down.plan",
     "plan_up": f"{P}.up.plan",
     "prepare_run": f"{P}.up.settings",
     "provision_down": f"{P}.down.teardown",
@@ -49,6 +51,7 @@ API_HOMES = {
     "resolve_database": f"{P}.target.resolve",
     "run_status": f"{P}.runs.listing",
     "run_summary": f"{P}.runs.listing",
+    "run_tenant_ids": f"{P}.runs.ledger",
 }
 
 #: name -> the module that defines it, for the package itself.
@@ -64,7 +67,7 @@ PACKAGE_HOMES = {
     "UpResult": f"{P}.up.settings",
     "UpSettings": f"{P}.up.settings",
     "__version__": f"{P}._version",
-    "plan_down": f"{P}.down.teardown",
+    "plan_down": f"{P}.down.plan",
     "plan_up": f"{P}.up.plan",
     "provision_down": f"{P}.down.teardown",
     "provision_up": f"{P}.up.provision",

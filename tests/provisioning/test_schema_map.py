@@ -10,9 +10,8 @@ from agentic_loadkit.provisioning.schema.schemamap import (
     SchemaMap,
     load_schema_map,
     parse_schema_map,
-    qualified_name,
-    quote_identifier,
 )
+from agentic_loadkit.provisioning.target.identifiers import qualified_name, quote_identifier
 
 GOOD = """
 schema = "acme"
