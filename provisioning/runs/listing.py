@@ -18,7 +18,7 @@ import asyncpg
 
 from ..schema.concepts import CONTRACT_TABLES
 from ..schema.schemamap import SchemaMap, parse_schema_map
-from ..target.identifiers import qualified_name, quote_identifier
+from ..target.identifiers import key_in, qualified_name
 from ..target.resolve import connect, resolve_database
 from ..target.statedir import default_state_dir
 from . import ledger
@@ -128,19 +128,13 @@ def _tables_of(run: ledger.RunRecord) -> dict[str, tuple[str, str, str]]:
     }
 
 
-_ARRAY_CASTS = {"uuid": "::uuid[]", "integer": "::bigint[]"}  # a fixed whitelist, never stored text
-
-
 async def _count(
     conn: asyncpg.Connection, schema: str, table: str, column: str, tenant_ids: list[str], id_kind: object
 ) -> int | None:
     qualified = qualified_name(schema, table)
     if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", qualified):
         return None
-    col = quote_identifier(column)
-    cast = _ARRAY_CASTS.get(str(id_kind))
-    # with the key kind known, compare in the column's type (indexable); else as text
-    where = f"{col} = ANY($1::text[]{cast})" if cast else f"{col}::text = ANY($1::text[])"
+    where = key_in(column, id_kind, "$1")
     return int(await conn.fetchval(f"SELECT count(*) FROM {qualified} WHERE {where}", tenant_ids))
 
 

@@ -17,7 +17,7 @@ import asyncpg
 from ..schema.reflect import TablePlan
 from ..schema.schemamap import SchemaMap
 from ..target.copyload import Row, RowTransform
-from ..target.identifiers import qualified_name, quote_identifier
+from ..target.identifiers import key_in, qualified_name, quote_identifier
 from .ledger import RunRecord
 
 __all__ = [
@@ -31,7 +31,6 @@ __all__ = [
 ]
 
 HOLD_STATUS = "provisioning"  # not 'active': the platform refuses these tenants' logins
-_KEY_ARRAYS = {"uuid": "uuid[]", "integer": "bigint[]"}  # a fixed whitelist, never stored text
 
 HeldTenants = dict[Any, list[Any]]  # real status -> ids of the tenants written with HOLD_STATUS
 
@@ -101,9 +100,8 @@ async def take_tenants_offline(
     )
     if present != 2:
         return
-    array = _KEY_ARRAYS.get(str(id_kind))
-    col, status = quote_identifier(table.key_column), quote_identifier(table.status_column)
-    where = f"{col} = ANY($2::text[]::{array})" if array else f"{col}::text = ANY($2::text[])"
+    status = quote_identifier(table.status_column)
+    where = key_in(table.key_column, id_kind, "$2")
     await conn.execute(
         f"UPDATE {qualified_name(table.schema, table.name)} SET {status} = $1 "
         f"WHERE {where} AND {status} IS DISTINCT FROM $1",

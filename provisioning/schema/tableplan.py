@@ -15,7 +15,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from ..target.copyload import CopyTarget, RowTransform
-from ..target.identifiers import qualified_name
+from ..target.identifiers import KEY_ARRAY_TYPES, qualified_name
 
 __all__ = ["BoundColumn", "FilledColumn", "IdKind", "LiveColumn", "LiveTable", "SkippedConcept", "TablePlan"]
 
@@ -121,7 +121,7 @@ class TablePlan:
     def tenant_array_type(self) -> str:
         """The array type for ``tenant_column = ANY($1::...)``: a fixed whitelist, never user text
         (all platform tables share one key kind, checked by ``plan_tables``)."""
-        return "uuid[]" if self.id_kind == "uuid" else "bigint[]"
+        return KEY_ARRAY_TYPES[self.id_kind]
 
     def position(self, live_column: str) -> int | None:
         """Index of ``live_column`` in the COPY tuple, or None when it is not written."""
