@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
@@ -21,6 +20,7 @@ from polltools import wait_until
 
 PROVISION = str(Path(sys.executable).with_name("provision"))
 ENDS_WITHIN_S = 30.0
+GUARD = "agentic_loadkit.demo.parent_death"  # the wrapper's module, in its command line until it execs
 
 
 def _children(pid: int) -> list[psutil.Process]:
@@ -45,6 +45,14 @@ def _wait_for_locust(demo: subprocess.Popen[str], timeout: float) -> list[psutil
     return wait_until(locust_children, timeout, 0.1, what="the demo's Locust run started", proc=demo)
 
 
+def _guard_execd(locust: list[psutil.Process]) -> bool:
+    """Every Locust child runs Locust itself: its parent-death guard has armed the signal and exec'd."""
+    try:
+        return all(GUARD not in " ".join(p.cmdline()) for p in locust)
+    except psutil.Error:
+        return False
+
+
 def _alive(proc: psutil.Process) -> bool:
     try:
         return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
@@ -60,8 +68,9 @@ def test_sigkill_of_the_demo_leaves_no_locust_running(db_factory, tmp_path: Path
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     try:
-        _wait_for_locust(demo, timeout=120)
-        time.sleep(1.0)  # let the guard exec into Locust itself (the wrapper and Locust share one pid)
+        locust = _wait_for_locust(demo, timeout=120)
+        # the guard execs into Locust itself (the wrapper and Locust share one pid)
+        wait_until(lambda: _guard_execd(locust), 30, 0.1, what="the parent-death guard exec'd Locust", proc=demo)
         family = [p for p in _children(demo.pid) if _alive(p)]
         assert family, "the demo has no children"
         os.kill(demo.pid, signal.SIGKILL)
