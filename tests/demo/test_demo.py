@@ -37,6 +37,7 @@ from agentic_loadkit.demo.verdict import read_gate_verdict
 from agentic_loadkit.provisioning.target.embedded import EmbeddedPostgres
 from agentic_loadkit.provisioning.target.url import parse_database_url
 from agentic_loadkit.reference_platform.schema import TABLE_NAMES
+from polltools import wait_until
 from typer.testing import CliRunner
 
 PROVISION = str(Path(sys.executable).with_name("provision"))
@@ -74,14 +75,12 @@ class DemoProcess:
             time.sleep(0.05)
 
     def wait_for_child(self, needle: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def appeared() -> bool:
             with self.lock:
-                if any(needle in cmd for _, cmd in self.seen.values()):
-                    return
-            assert self.proc.poll() is None, f"the demo ended before a {needle!r} child appeared"
-            time.sleep(0.05)
-        raise AssertionError(f"no {needle!r} child within {timeout} s")
+                return any(needle in cmd for _, cmd in self.seen.values())
+
+        wait_until(appeared, timeout, what=f"a {needle!r} child of the demo appeared", proc=self.proc)
 
     def finish(self, timeout: float = 150) -> tuple[int, str, str]:
         out, err = self.proc.communicate(timeout=timeout)

@@ -18,17 +18,16 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import pytest
 from agentic_loadkit.provisioning.target.url import DatabaseTarget
 from agentic_loadkit.reference_platform.schema import TABLE_NAMES
 from dbtools import execute, fetch, fetchval, run
+from polltools import wait_until
 
 __all__ = [
     "DEADLINE",
@@ -329,18 +328,9 @@ def wait_for(
     proc: subprocess.Popen[str] | None = None,
     deadline: float = DEADLINE,
 ) -> Any:
-    """Poll ``condition`` (every 20 ms) until truthy; fail if ``proc`` ends first or time runs out."""
-    end = time.monotonic() + deadline
-    while True:
-        value = condition()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(f"the process ended ({proc.returncode}) before {what}: {out[-1500:]} {err[-1500:]}")
-        if time.monotonic() > end:
-            pytest.fail(f"timed out waiting until {what}")
-        time.sleep(0.02)
+    """``wait_until`` with the hostile suite's deadline, polling every 20 ms: the value of ``condition``
+    once truthy; fails if ``proc`` ends first or time runs out."""
+    return wait_until(condition, deadline, 0.02, what=what, proc=proc)
 
 
 def assert_one_sentence(stderr: str, code: int, expected_code: int, *needles: str, alone: bool = False) -> str:

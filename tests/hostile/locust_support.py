@@ -19,8 +19,6 @@ if str(_SCENARIO_TESTS) not in sys.path:
     sys.path.insert(0, str(_SCENARIO_TESTS))
 
 from scenario_support import (  # noqa: E402
-    LOCUST,
-    LOCUSTFILE,
     REPO,
     LocustRun,
     Platforms,
@@ -34,8 +32,6 @@ from scenario_support import (  # noqa: E402
 
 __all__ = [
     "LENIENT",
-    "LOCUST",
-    "LOCUSTFILE",
     "REPO",
     "LocustRun",
     "Platforms",

@@ -12,14 +12,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
 from agentic_loadkit.provisioning.target.url import DatabaseTarget
+from polltools import wait_until
 
 PROVISION = str(Path(sys.executable).with_name("provision"))
 ENDS_WITHIN_S = 30.0
+GUARD = "agentic_loadkit.demo.parent_death"  # the wrapper's module, in its command line until it execs
 
 
 def _children(pid: int) -> list[psutil.Process]:
@@ -30,9 +31,8 @@ def _children(pid: int) -> list[psutil.Process]:
 
 
 def _wait_for_locust(demo: subprocess.Popen[str], timeout: float) -> list[psutil.Process]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert demo.poll() is None, "the demo ended before its Locust run started"
+
+    def locust_children() -> list[psutil.Process]:
         found = []
         for child in _children(demo.pid):
             try:
@@ -40,10 +40,17 @@ def _wait_for_locust(demo: subprocess.Popen[str], timeout: float) -> list[psutil
                     found.append(child)
             except psutil.Error:
                 continue
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"no Locust child of the demo within {timeout} s")
+        return found
+
+    return wait_until(locust_children, timeout, 0.1, what="the demo's Locust run started", proc=demo)
+
+
+def _guard_execd(locust: list[psutil.Process]) -> bool:
+    """Every Locust child runs Locust itself: its parent-death guard has armed the signal and exec'd."""
+    try:
+        return all(GUARD not in " ".join(p.cmdline()) for p in locust)
+    except psutil.Error:
+        return False
 
 
 def _alive(proc: psutil.Process) -> bool:
@@ -61,17 +68,18 @@ def test_sigkill_of_the_demo_leaves_no_locust_running(db_factory, tmp_path: Path
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     try:
-        _wait_for_locust(demo, timeout=120)
-        time.sleep(1.0)  # let the guard exec into Locust itself (the wrapper and Locust share one pid)
+        locust = _wait_for_locust(demo, timeout=120)
+        # the guard execs into Locust itself (the wrapper and Locust share one pid)
+        wait_until(lambda: _guard_execd(locust), 30, 0.1, what="the parent-death guard exec'd Locust", proc=demo)
         family = [p for p in _children(demo.pid) if _alive(p)]
         assert family, "the demo has no children"
         os.kill(demo.pid, signal.SIGKILL)
         demo.wait(10)
-        deadline = time.monotonic() + ENDS_WITHIN_S
-        while any(_alive(p) for p in family) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        left = {p.pid: " ".join(p.cmdline()) for p in family if _alive(p)}
-        assert not left, f"still running {ENDS_WITHIN_S:.0f} s after the demo's SIGKILL: {left}"
+        try:
+            wait_until(lambda: not any(_alive(p) for p in family), ENDS_WITHIN_S, 0.2, what="the demo's family ended")
+        except AssertionError:
+            left = {p.pid: " ".join(p.cmdline()) for p in family if _alive(p)}
+            raise AssertionError(f"still running {ENDS_WITHIN_S:.0f} s after the demo's SIGKILL: {left}") from None
     finally:
         if demo.poll() is None:
             demo.kill()

@@ -18,17 +18,15 @@ import json
 import signal
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from agentic_loadkit.provisioning.target.url import DatabaseTarget
 from agentic_loadkit.reference_platform.server import free_port
+from locust_argv import locust_argv
 from locust_support import (
     LENIENT,
-    LOCUST,
-    LOCUSTFILE,
     REPO,
     Platforms,
     ProvisionedRun,
@@ -38,6 +36,7 @@ from locust_support import (
     logins_since,
     provision,
 )
+from polltools import wait_until
 
 FAST_DROP_LOCUSTFILE = """
 import locust.runners
@@ -63,10 +62,9 @@ def platform_url(pool_run: ProvisionedRun) -> Iterator[str]:
 
 def _wait_for_logins(run: ProvisionedRun, watermark: int, users: int, timeout: float = 30) -> None:
     """Poll the platform's audit log until ``users`` distinct users have logged in."""
-    deadline = time.monotonic() + timeout
-    while len(logins_since(run, watermark)) < users:
-        assert time.monotonic() < deadline, f"fewer than {users} logins within {timeout} s"
-        time.sleep(0.2)
+    wait_until(
+        lambda: len(logins_since(run, watermark)) >= users, timeout, 0.2, what=f"{users} distinct users logged in"
+    )
 
 
 class Master:
@@ -100,18 +98,19 @@ def test_a_killed_worker_does_not_end_the_run_nor_skew_the_books(
     port = free_port()
     results = tmp_path / "results.json"
     master = Master(
-        [
-            LOCUST, "-f", str(locustfile), "--master", "--master-bind-host", "127.0.0.1",
+        locust_argv(
+            "--master", "--master-bind-host", "127.0.0.1",
             "--master-bind-port", str(port), "--expect-workers", "2", "--headless",
             "-u", str(users), "-r", str(users), "-t", "16s", "--host", platform_url,
             "--credentials", str(pool_run.run_dir), "--pool-exhausted", policy, "--wait-time", "0.05-0.2",
             "--results-json", str(results), *LENIENT,
-        ],
+            locustfile=locustfile,
+        ),
         tmp_path,
-    )
+    )  # fmt: skip
     workers = [
         subprocess.Popen(
-            [LOCUST, "-f", str(LOCUSTFILE), "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+            locust_argv("--worker", "--master-host", "127.0.0.1", "--master-port", str(port)),
             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=locust_env(),
         )
         for _ in range(2)

@@ -32,7 +32,9 @@ from hostile_http import (
     json_answer,
     token_answer,
 )
-from locust_support import LENIENT, LOCUST, LOCUSTFILE, LocustRun, gate_line, locust_env, write_pool
+from locust_argv import locust_argv
+from locust_support import LENIENT, LocustRun, gate_line, locust_env, write_pool
+from polltools import wait_until
 
 AGENTS = ("GET", "/api/v1/agents")
 AGENT = ("GET", "/api/v1/agents/*")
@@ -58,8 +60,8 @@ def _high_water_mib(pid: int) -> float | None:
 
 def run_measured(args: list[str], cwd: Path, results: Path, timeout: float = 60) -> tuple[LocustRun, float]:
     """A headless Locust run; returns its outcome and its peak resident memory in MiB (sampled ``VmHWM``)."""
-    cmd = [LOCUST, "-f", str(LOCUSTFILE), *args, "--results-json", str(results)]
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=locust_env())
+    argv = locust_argv(*args, results=results)
+    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=locust_env())
     out: dict[str, bytes] = {}
     readers = [
         threading.Thread(target=lambda k=k, s=s: out.__setitem__(k, s.read()), daemon=True)
@@ -67,14 +69,18 @@ def run_measured(args: list[str], cwd: Path, results: Path, timeout: float = 60)
     ]
     for reader in readers:
         reader.start()
-    deadline = time.monotonic() + timeout
     peak = 0.0
-    while proc.poll() is None:
+
+    def sampled_until_the_end() -> bool:
+        nonlocal peak
         peak = max(peak, _high_water_mib(proc.pid) or 0.0)  # monotonic: the last sample is (nearly) the peak
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError(f"Locust did not end within {timeout} s")
-        time.sleep(0.05)
+        return proc.poll() is not None
+
+    try:
+        wait_until(sampled_until_the_end, timeout, 0.05, what="Locust ended")
+    except AssertionError:
+        proc.kill()
+        raise
     for reader in readers:
         reader.join(10)
     doc = json.loads(results.read_text()) if results.exists() else None
@@ -300,8 +306,7 @@ def test_a_platform_refusing_its_own_tokens_gets_logins_with_back_off(
 def test_a_credentials_field_over_128_kib_is_one_sentence_and_exit_12(tmp_path: Path) -> None:
     pool = write_pool(tmp_path / "pool", 3, field_size=200_000)
     proc = subprocess.run(
-        [LOCUST, "-f", str(LOCUSTFILE), "--headless", "-u", "1", "-t", "2s", "--host", "http://127.0.0.1:9",
-         "--credentials", str(pool)],
+        locust_argv("--headless", "-u", "1", "-t", "2s", "--host", "http://127.0.0.1:9", "--credentials", str(pool)),
         cwd=tmp_path, capture_output=True, text=True, timeout=60, env=locust_env(),
     )  # fmt: skip
     assert proc.returncode == 12, proc.stderr[-3000:]

@@ -16,7 +16,6 @@ import json
 import os
 import secrets
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +23,8 @@ from agentic_loadkit.provisioning.target.url import parse_database_url
 from agentic_loadkit.reference_platform.server import PlatformProcess
 from hostile_db import Roles
 from hostile_support import fetch, files_under, provision
+from locust_argv import locust_argv
 
-REPO = Path(__file__).resolve().parents[2]
-LOCUST = str(Path(sys.executable).with_name("locust"))
 LENIENT = ["--gate-p95-ms", "5000", "--gate-endpoint-p95-ms", "10000", "--gate-min-rps", "1",
            "--gate-login-p95-ms", "30000"]
 
@@ -107,12 +105,12 @@ def _locust_outputs(database_url: str, run_dir: Path, out: Path) -> dict[str, st
                                                   "RATE_LIMIT_ENABLED": "0"})
     base = platform.start()
     try:
-        cmd = [
-            LOCUST, "-f", str(REPO / "scenarios" / "locustfile.py"), "--headless", "-u", "4", "-r", "4", "-t", "4s",
+        cmd = locust_argv(
+            "--headless", "-u", "4", "-r", "4", "-t", "4s",
             "--host", base, "--credentials", str(run_dir), "--wait-time", "0.05-0.1",
             "--html", str(out / "report.html"), "--csv", str(out / "stats"), "--logfile", str(out / "locust.log"),
             "--results-json", str(out / "results.json"), *LENIENT,
-        ]
+        )  # fmt: skip
         env = {k: v for k, v in os.environ.items() if k not in ("LOCUST_SKIP_MONKEY_PATCH", "DATABASE_URL")}
         res = subprocess.run(cmd, cwd=out, capture_output=True, text=True, timeout=90, env=env, check=False)
     finally:

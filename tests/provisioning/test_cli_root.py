@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from agentic_loadkit.cli import app as cli
-from agentic_loadkit.provisioning._version import __version__
+from agentic_loadkit.provisioning import __version__
 from typer.testing import CliRunner
 
 runner = CliRunner()

@@ -8,8 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ import pytest
 from agentic_loadkit.provisioning.down.teardown import DownSettings, provision_down
 from agentic_loadkit.provisioning.runs import ledger
 from agentic_loadkit.provisioning.target.url import DatabaseTarget
+from polltools import wait_until
 from teardown_helpers import checksum, fetchval, residue, run, run_status, seed_foreign, seed_run
 from up_helpers import install_gate
 
@@ -32,17 +31,6 @@ def cli(state: Path, *args: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def wait_for(condition: Callable[[], Any], proc: subprocess.Popen[str] | None, what: str) -> None:
-    """Poll ``condition`` until true (no blind sleeps), failing if ``proc`` ends first or time runs out."""
-    deadline = time.monotonic() + DEADLINE
-    while not condition():
-        if proc is not None and proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(f"the process ended before {what}: {proc.returncode} {out} {err}")
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.05)
 
 
 def run_is_free(target: DatabaseTarget, run_id: str) -> bool:
@@ -80,7 +68,7 @@ def test_down_killed_mid_delete_is_resumed(sig: signal.Signals, db_factory: Any,
     holder = loop.run_until_complete(blocker())
     proc = cli(tmp_path, "down", seeded.run_id, "--database-url", target.url)
     try:
-        wait_for(
+        wait_until(
             lambda: (
                 run_status(target, seeded.run_id) == "tearing_down"
                 and fetchval(
@@ -89,8 +77,9 @@ def test_down_killed_mid_delete_is_resumed(sig: signal.Signals, db_factory: Any,
                     "AND wait_event_type = 'Lock' AND datname = current_database()",
                 )
             ),
-            proc,
-            "the down waited on the locked agent",
+            DEADLINE,
+            what="the down waited on the locked agent",
+            proc=proc,
         )
         proc.send_signal(sig)
         _out, err = proc.communicate(timeout=30)
@@ -113,7 +102,7 @@ def test_down_killed_mid_delete_is_resumed(sig: signal.Signals, db_factory: Any,
     assert run_status(target, seeded.run_id) == "tearing_down"
     left = residue(target, seeded.tenant_ids)
     assert "audit_events" not in left and left.get("agents") == seeded.rows["agents"] and "tenants" in left
-    wait_for(lambda: run_is_free(target, seeded.run_id), None, "the stopped down's session ended")
+    wait_until(lambda: run_is_free(target, seeded.run_id), DEADLINE, what="the stopped down's session ended")
 
     again = cli(tmp_path, "down", seeded.run_id, "--database-url", target.url, "--json")
     out, err = again.communicate(timeout=DEADLINE)
@@ -130,14 +119,15 @@ def test_up_killed_mid_load_then_down(db_factory: Any, tmp_path: Path) -> None:
     install_gate(target, 1200, "PERFORM pg_sleep(60)")  # the up stalls inside its agents COPY
     proc = cli(tmp_path, "up", "--database-url", target.url, "--bcrypt-cost", "4", "--set", "agents=2000", "--quiet")
     try:
-        wait_for(
+        wait_until(
             lambda: fetchval(
                 target,
                 "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' "
                 "AND application_name = 'provision-up' AND datname = current_database()",
             ),
-            proc,
-            "the up reached the gate",
+            DEADLINE,
+            what="the up reached the gate",
+            proc=proc,
         )
         kill(proc)
     finally:
@@ -155,7 +145,7 @@ def test_up_killed_mid_load_then_down(db_factory: Any, tmp_path: Path) -> None:
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
         "WHERE application_name = 'provision-up' AND datname = current_database()",
     )
-    wait_for(lambda: run_is_free(target, run_id), None, "the killed up's sessions ended")
+    wait_until(lambda: run_is_free(target, run_id), DEADLINE, what="the killed up's sessions ended")
 
     result = run(provision_down(DownSettings(run_id=run_id, database_url=target.url, state_dir=tmp_path)))
     assert result.runs[0].previous_status == "provisioning" and result.runs[0].removed

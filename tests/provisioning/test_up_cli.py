@@ -10,7 +10,6 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import pytest
 from agentic_loadkit.cli import app as cli
 from agentic_loadkit.provisioning.generate.scales import SCALES
 from agentic_loadkit.provisioning.target.url import DatabaseTarget
+from polltools import wait_until
 from typer.testing import CliRunner
 from up_helpers import TABLES, fetchval, install_gate, run_counts, run_row, total_rows
 
@@ -229,15 +229,10 @@ def test_ctrl_c_rolls_back(db_factory: Any, tmp_path: Path) -> None:
         text=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while not fetchval(
-            target,
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' "
-            "AND application_name = 'provision-up'",
-        ):
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the load never reached the gate"
-            time.sleep(0.05)
+        at_the_gate = (
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND application_name = 'provision-up'"
+        )
+        wait_until(lambda: fetchval(target, at_the_gate), 60, what="the load reached the gate", proc=proc)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:

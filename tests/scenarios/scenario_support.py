@@ -23,10 +23,28 @@ import bcrypt
 from agentic_loadkit.provisioning.target.url import DatabaseTarget
 from agentic_loadkit.reference_platform.schema import TABLE_NAMES, create_schema
 from agentic_loadkit.reference_platform.server import PlatformProcess
+from locust_argv import REPO, locust_argv
 
-REPO = Path(__file__).resolve().parents[2]
-LOCUSTFILE = REPO / "scenarios" / "locustfile.py"
-LOCUST = str(Path(sys.executable).with_name("locust"))
+__all__ = [
+    "PASSWORD_ROUNDS",
+    "PROVISION",
+    "REPO",
+    "TABLES",
+    "V1_PASSWORD",
+    "LocustRun",
+    "Platforms",
+    "ProvisionedRun",
+    "agents_created_by_pool_users",
+    "audit_watermark",
+    "locust_env",
+    "logins_since",
+    "provision",
+    "provision_v1",
+    "run_locust",
+    "simulated_logins",
+    "table_counts",
+]
+
 PROVISION = str(Path(sys.executable).with_name("provision"))
 PASSWORD_ROUNDS = 4
 TABLES = TABLE_NAMES
@@ -237,10 +255,8 @@ def run_locust(
     args: list[str], *, cwd: Path, timeout: float = 60, results: Path | None = None, env: dict[str, str] | None = None
 ) -> LocustRun:
     """``locust -f scenarios/locustfile.py ARGS`` in a subprocess; returns exit code, output, results JSON."""
-    cmd = [LOCUST, "-f", str(LOCUSTFILE), *args]
-    if results is not None:
-        cmd += ["--results-json", str(results)]
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=locust_env(env))
+    argv = locust_argv(*args, results=results)
+    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=locust_env(env))
     doc = json.loads(results.read_text()) if results is not None and results.exists() else None
     return LocustRun(proc.returncode, proc.stdout, proc.stderr, doc)
 

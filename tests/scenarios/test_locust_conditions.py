@@ -3,21 +3,19 @@ platform, the web UI's ``/metrics``, a pool running dry mid-run, and bad input."
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
-import time
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from agentic_loadkit.reference_platform.server import free_port
+from fetchtools import fetch
+from locust_argv import locust_argv
+from polltools import wait_until
 from prometheus_client.parser import text_string_to_metric_families
 from scenario_support import (
-    LOCUST,
-    LOCUSTFILE,
     Platforms,
     ProvisionedRun,
     audit_watermark,
@@ -211,28 +209,27 @@ def test_users_survive_a_misbehaving_platform(
 
 
 def _metrics(base: str) -> dict[str, list]:
-    with urllib.request.urlopen(base + "/metrics", timeout=5) as resp:
-        assert resp.headers["Content-Type"].startswith("text/plain")
-        text = resp.read().decode()
-    return {f.name: f.samples for f in text_string_to_metric_families(text)}
+    response = fetch(base + "/metrics", timeout=5)
+    response.raise_for_status()
+    assert response.headers["Content-Type"].startswith("text/plain")
+    return {f.name: f.samples for f in text_string_to_metric_families(response.text)}
 
 
 def _value(samples: list, **labels: str) -> float:
     return next(s.value for s in samples if all(s.labels.get(k) == v for k, v in labels.items()))
 
 
-def _poll(base: str, check: Callable[[dict[str, list]], bool], deadline_s: float) -> dict[str, list]:
-    deadline = time.monotonic() + deadline_s
-    while True:
+def _poll(base: str, check: Callable[[dict[str, list]], bool], timeout: float) -> dict[str, list]:
+    """``/metrics`` once ``check`` holds on it (the web UI may not answer yet, a family may not exist yet)."""
+
+    def met() -> dict[str, list] | None:
         try:
             families = _metrics(base)
-            if check(families):
-                return families
-        except (OSError, StopIteration, KeyError):
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError("the condition on /metrics was not met in time")
-        time.sleep(0.3)
+            return families if check(families) else None
+        except (httpx.HTTPError, StopIteration, KeyError):
+            return None
+
+    return wait_until(met, timeout, 0.3, what="the condition on /metrics was met")
 
 
 def test_web_ui_serves_metrics_and_stops_when_the_pool_runs_dry(
@@ -243,10 +240,7 @@ def test_web_ui_serves_metrics_and_stops_when_the_pool_runs_dry(
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
-        [
-            LOCUST,
-            "-f",
-            str(LOCUSTFILE),
+        locust_argv(
             "--web-host",
             "127.0.0.1",
             "--web-port",
@@ -260,7 +254,7 @@ def test_web_ui_serves_metrics_and_stops_when_the_pool_runs_dry(
             "--wait-time",
             "0.01-0.03",
             *LENIENT,
-        ],
+        ),
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -278,9 +272,8 @@ def test_web_ui_serves_metrics_and_stops_when_the_pool_runs_dry(
         assert _value(families["locust_requests"], method="GET", name="/api/v1/workflows/workflows") > 0
         assert "locust_requests_per_second" in families and "locust_failures" in families
 
-        form = urllib.parse.urlencode({"user_count": size + 4, "spawn_rate": 50}).encode()
-        with urllib.request.urlopen(base + "/swarm", data=form, timeout=5) as resp:
-            assert json.loads(resp.read())["success"] is True
+        swarm = fetch(base + "/swarm", form={"user_count": size + 4, "spawn_rate": 50}, timeout=5)
+        assert swarm.status_code == 200 and swarm.json()["success"] is True, swarm.text
         _poll(
             base,
             lambda f: _value(f["locust_users"]) == 0 and _value(f["loadkit_pool_accounts"], state="in_use") == 0,

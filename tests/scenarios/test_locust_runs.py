@@ -13,9 +13,8 @@ import subprocess
 from pathlib import Path
 
 from agentic_loadkit.reference_platform.server import free_port
+from locust_argv import locust_argv
 from scenario_support import (
-    LOCUST,
-    LOCUSTFILE,
     PROVISION,
     REPO,
     Platforms,
@@ -137,10 +136,7 @@ def test_master_with_two_workers_shares_one_pool(
     routes.write_text('[paths]\nhealth = "/health/live"\n')
     port = free_port()
     master = subprocess.Popen(
-        [
-            LOCUST,
-            "-f",
-            str(LOCUSTFILE),
+        locust_argv(
             "--master",
             "--master-bind-host",
             "127.0.0.1",
@@ -164,7 +160,7 @@ def test_master_with_two_workers_shares_one_pool(
             "--results-json",
             str(tmp_path / "results.json"),
             *LENIENT,
-        ],
+        ),
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -175,7 +171,7 @@ def test_master_with_two_workers_shares_one_pool(
     # and the master's address: no pool, no options
     workers = [
         subprocess.Popen(
-            [LOCUST, "-f", str(LOCUSTFILE), "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+            locust_argv("--worker", "--master-host", "127.0.0.1", "--master-port", str(port)),
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
