@@ -25,7 +25,7 @@ def platform_init(
     """Create the reference platform's schema (tables, foreign keys, indexes) if missing."""
     import sqlalchemy.exc
     from agentic_loadkit.provisioning.api import connect, resolve_database
-    from agentic_loadkit.provisioning.errors import DatabaseRefused, InputError
+    from agentic_loadkit.provisioning.errors import DatabaseRefused, InputError, first_line
 
     async def go() -> str:
         if id_kind not in ("uuid", "integer"):
@@ -40,7 +40,7 @@ def platform_init(
         try:
             await create_schema(db.url, id_kind, dialect=dialect)  # type: ignore[arg-type]
         except sqlalchemy.exc.DBAPIError as exc:  # one transaction: nothing was created
-            cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            cause = first_line(getattr(exc, "orig", None) or exc)
             raise DatabaseRefused(
                 f"PostgreSQL refused to create the reference schema ({cause.split(': ', 1)[-1]}); nothing was created."
             ) from None

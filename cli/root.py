@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import typer
 from agentic_loadkit.provisioning._version import __version__
-from agentic_loadkit.provisioning.errors import Interrupted, ProvisionError
+from agentic_loadkit.provisioning.errors import Interrupted, ProvisionError, first_line
 from agentic_loadkit.provisioning.target.url import mask_text
 from rich.console import Console
 from typer.core import TyperGroup
@@ -164,7 +164,7 @@ def fail(exc: BaseException) -> typer.Exit:
     if isinstance(exc, KeyboardInterrupt):
         err_console.print("error: interrupted.", markup=False)
         return typer.Exit(130)
-    text = mask_text(str(exc).strip().splitlines()[0]) if str(exc).strip() else ""
+    text = mask_text(first_line(exc)) if str(exc).strip() else ""
     err_console.print(
         f"error: unexpected {type(exc).__name__}{': ' + text if text else ''} (run with --debug for the traceback).",
         markup=False,

@@ -34,7 +34,7 @@ import concurrent.futures
 
 import asyncpg
 from agentic_loadkit.provisioning.api import EmbeddedPostgres, mask_text
-from agentic_loadkit.provisioning.errors import Interrupted, ProvisionError, TeardownIncomplete
+from agentic_loadkit.provisioning.errors import Interrupted, ProvisionError, TeardownIncomplete, first_line
 from agentic_loadkit.provisioning.progress import ProgressCallback, ProgressEvent, null_progress
 
 from .phases import phase_database, phase_down, phase_load, phase_platform, phase_schema, phase_up
@@ -154,5 +154,4 @@ def _result(demo: DemoSession, code: int) -> DemoResult:
 
 
 def _sentence(exc: BaseException) -> str:
-    text = exc.message if isinstance(exc, ProvisionError) else str(exc)
-    return (mask_text(text.strip().splitlines()[0]) if text.strip() else type(exc).__name__).rstrip(".")
+    return mask_text(first_line(exc)).rstrip(".")
