@@ -6,13 +6,15 @@ Python values with the column types it reads from the server.  Every loader in t
 toolkit goes through ``copy_rows`` so that there is one place that knows how rows reach
 the server, how progress is reported, and how a failure is named.
 
-Three encoders write the same bytes.  ``preencoded`` (the default): a source of batches
+Three encoders write the same bytes.  ``asyncpg`` (the default; ``copy_records_to_table``):
+tuples encoded value by value.  ``preencoded``: a source of batches
 that can give them already encoded (``EncodedBatches``: the generated tables, whose pool
 values are encoded once) is asked for them, for the live column kinds, and its bytes go
 to ``copy_to_table`` as they are; any other source, a row transform, or a source that
-declines is copied by asyncpg's encoder.  ``asyncpg`` (``copy_records_to_table``, the
-former default): tuples encoded value by value.  ``python``: ``copyencode``'s Python
-encoder of tuples.  The environment variable ``PROVISION_COPY_ENCODER`` picks one
+declines is copied by asyncpg's encoder; it spends less client CPU on the rows but is
+not measurably faster end to end on two cores, where the server's backends set the pace,
+and it holds more memory, so it is a choice, not the default.  ``python``:
+``copyencode``'s Python encoder of tuples.  The environment variable ``PROVISION_COPY_ENCODER`` picks one
 (``bench/preencoded_bench.py`` compares the client CPU of the first two); a table with a
 column type the Python encoders do not know is copied by asyncpg's encoder whatever the
 choice.
@@ -61,8 +63,8 @@ CHUNK_ROWS = 1_000  # rows per CopyData chunk of the Python stream (the event lo
 
 
 def default_encoder() -> Encoder:
-    """The encoder ``copy_rows`` uses when not told: ``PROVISION_COPY_ENCODER``, else ``preencoded``."""
-    choice = os.environ.get(ENCODER_ENV, "").strip().lower() or "preencoded"
+    """The encoder ``copy_rows`` uses when not told: ``PROVISION_COPY_ENCODER``, else ``asyncpg``."""
+    choice = os.environ.get(ENCODER_ENV, "").strip().lower() or "asyncpg"
     if choice not in COPY_ENCODERS:
         raise InputError(f"{ENCODER_ENV} must be one of {', '.join(COPY_ENCODERS)}, not {choice!r}.")
     return choice  # type: ignore[return-value]
