@@ -25,7 +25,8 @@ from agentic_loadkit.provisioning.generate.dataset import Dataset, GenerationSpe
 from agentic_loadkit.provisioning.generate.fingerprint import CHUNK_ROWS
 from agentic_loadkit.provisioning.generate.ids import id_access
 from agentic_loadkit.provisioning.generate.pools import MODEL_CATALOGUE
-from agentic_loadkit.provisioning.generate.rows import build_rows, time_table
+from agentic_loadkit.provisioning.generate.rowbase import time_table
+from agentic_loadkit.provisioning.generate.rows import build_rows
 from agentic_loadkit.provisioning.generate.scales import resolve_counts
 from agentic_loadkit.provisioning.schema.concepts import CONTRACT_TABLES
 from faker import Faker

@@ -30,7 +30,7 @@ from ..schema.schemamap import SchemaMap, TableMap
 from ..schema.tableplan import BoundColumn, FilledColumn, IdKind, LiveTable, SkippedConcept, TablePlan
 from ..target.copyload import Row, RowTransform
 from .columnvalues import coerce_value, fill_value, type_label
-from .rows import EXTRA_FIELDS, FIELDS, TABLE_COLUMNS
+from .rowbase import EXTRA_FIELDS, FIELDS, TABLE_COLUMNS
 
 __all__ = ["bind_table", "bind_tables", "column_kind", "dataset_options", "make_transform", "plan_tables",
            "raise_problems"]

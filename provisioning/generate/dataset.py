@@ -24,8 +24,7 @@ from .fingerprint import CHUNK_ROWS, FingerprintAccumulator, chunk_digest
 from .ids import IdSpace, IntegerIds, UuidIds, id_access
 from .passwords import DEFAULT_PASSWORD_COUNT
 from .pools import build_pools
-from .rowbytes import encoded_builder
-from .rows import (
+from .rowbase import (
     EXTRA_FIELDS,
     FIELDS,
     OPTIONAL_COLUMNS,
@@ -35,12 +34,13 @@ from .rows import (
     IdAccess,
     RowContext,
     agent_deleted,
-    build_rows,
     mix64,
     row_hash,
     second_hash,
     table_key,
 )
+from .rowbytes import encoded_builder
+from .rows import build_rows
 from .scales import ScaleCounts, allocate, parse_skew, tenant_weights
 from .v1values import v1_catalogue
 

@@ -19,7 +19,6 @@ from collections.abc import Callable, Mapping, Sequence
 from .pools import EMAIL_DOMAIN
 from .rowbase import (
     AGENT_HEADROOM,
-    ANCHOR,
     C1,
     C2,
     CHUNK_OVERLAP_PERCENT,
@@ -27,30 +26,20 @@ from .rowbase import (
     COLLECTION_CONFIGS,
     EMBEDDINGS,
     EMBEDDINGS_V1,
-    EPOCH,
-    EXTRA_FIELDS,
-    FIELDS,
     GOLDEN,
     MASK64,
     MAX_TOKENS,
     MODELS,
-    OPTIONAL_COLUMNS,
     PLANS,
     REGIONS,
     ROLES,
     ROLES_V1,
-    TABLE_COLUMNS,
     TEMPERATURES,
-    TENANT_SLOT_RANGE,
     TIME_SLOTS,
-    USER_CANON_WIDTH,
     VISIBILITY,
     IdAccess,
-    IdFn,
     RowContext,
-    agent_deleted,
     json_id,
-    mix64,
     row_hash,
     second_hash,
     segments,
@@ -59,30 +48,7 @@ from .rowbase import (
 )
 from .rowsv1 import agent_extras, mcp_extras, tenant_extras, workflow_extras
 
-__all__ = [
-    "ANCHOR",
-    "EPOCH",
-    "EXTRA_FIELDS",
-    "FIELDS",
-    "OPTIONAL_COLUMNS",
-    "TABLE_COLUMNS",
-    "TENANT_SLOT_RANGE",
-    "TIME_SLOTS",
-    "USER_CANON_WIDTH",
-    "IdAccess",
-    "IdFn",
-    "RowContext",
-    "agent_deleted",
-    "build_rows",
-    "json_id",
-    "mix64",
-    "row_hash",
-    "second_hash",
-    "segments",
-    "table_key",
-    "time_table",
-    "workflow_agents",
-]
+__all__ = ["build_rows", "workflow_agents"]
 
 
 

@@ -4,7 +4,7 @@ Platforms name the same thing differently: the guide's ``hashed_password`` is th
 ``password_hash``, the guide's ``full_name`` is ``first_name`` + ``last_name``, an MCP
 endpoint is a ``url`` column or a key inside ``config``.  A **concept** is one such
 meaning; its **spellings** are the column sets a live table may have for it, each fed
-by one or more builder *fields* (``rows.FIELDS``) in the shape that spelling wants.
+by one or more builder *fields* (``rowbase.FIELDS``) in the shape that spelling wants.
 ``binding.bind_table`` reflects the live table and binds each concept to the spellings
 that exist; a concept none of whose spellings exists is skipped (and said once), except
 the **essential** ones (keys, tenant key, login email, password hash), which are errors.

@@ -96,30 +96,22 @@ async def connect(
     try:  # the checked hosts and ports, never the URL string (see dburl)
         return await asyncpg.connect(**params, timeout=timeout, **kwargs)
     except asyncpg.InvalidPasswordError:
-        raise DatabaseUnreachable(
-            f"PostgreSQL refused the password for user {t.user!r} on {where}.",
-            host=t.hosts[0][0], port=t.hosts[0][1], database=t.database,
-        ) from None
+        raise _unreachable(t, f"PostgreSQL refused the password for user {t.user!r} on {where}.") from None
     except asyncpg.InvalidAuthorizationSpecificationError as exc:
-        raise DatabaseUnreachable(
-            f"PostgreSQL refused the login for user {t.user!r} on {where} ({first_line(exc)}).",
-            host=t.hosts[0][0], port=t.hosts[0][1], database=t.database,
-        ) from None
+        why = f"PostgreSQL refused the login for user {t.user!r} on {where} ({first_line(exc)})."
+        raise _unreachable(t, why) from None
     except asyncpg.InvalidCatalogNameError:
-        raise DatabaseUnreachable(
-            f"The {where} does not exist.", host=t.hosts[0][0], port=t.hosts[0][1], database=t.database
-        ) from None
+        raise _unreachable(t, f"The {where} does not exist.") from None
     except (TimeoutError, OSError, socket.gaierror, ConnectionError) as exc:
-        raise DatabaseUnreachable(
-            f"Cannot reach PostgreSQL at {t.host_label} for {t.database!r} ({first_line(exc)}).",
-            host=t.hosts[0][0], port=t.hosts[0][1], database=t.database,
-        ) from None
+        why = f"Cannot reach PostgreSQL at {t.host_label} for {t.database!r} ({first_line(exc)})."
+        raise _unreachable(t, why) from None
     except asyncpg.PostgresError as exc:
-        raise DatabaseUnreachable(
-            f"PostgreSQL at {t.host_label} refused the connection to {t.database!r} ({first_line(exc)}).",
-            host=t.hosts[0][0], port=t.hosts[0][1], database=t.database,
-        ) from None
+        why = f"PostgreSQL at {t.host_label} refused the connection to {t.database!r} ({first_line(exc)})."
+        raise _unreachable(t, why) from None
     except ValueError as exc:
         raise InputError(f"The database URL {t.masked!r} is not usable ({first_line(exc)}).") from None
 
 
+def _unreachable(t: DatabaseTarget, message: str) -> DatabaseUnreachable:
+    """``message`` about ``t``, naming its first host, port and database for the caller."""
+    return DatabaseUnreachable(message, host=t.hosts[0][0], port=t.hosts[0][1], database=t.database)

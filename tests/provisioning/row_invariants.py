@@ -21,7 +21,7 @@ from agentic_loadkit.provisioning.generate.dataset import (
     IdSpace,
 )
 from agentic_loadkit.provisioning.generate.pools import MAX_TOKENS_CHOICES, MODEL_CATALOGUE, RESERVED_DOMAIN_SUFFIXES
-from agentic_loadkit.provisioning.generate.rows import ANCHOR, EPOCH
+from agentic_loadkit.provisioning.generate.rowbase import ANCHOR, EPOCH
 from agentic_loadkit.provisioning.schema.concepts import CONTRACT_TABLES
 
 __all__ = ["EMAIL_RE", "HASHES", "URL_RE", "Rows", "check_invariants", "generate"]
